@@ -1,0 +1,108 @@
+// The shape of config/wt-sync.yaml and config/tenants/<id>.yaml. Unknown keys are errors.
+import { z } from 'zod';
+import { FIELDS_BY_TYPE, FILE_TYPES, type FileType } from '../model.js';
+
+export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+const valueMap = z.record(z.string(), z.string().nullable());
+
+function fileSpec(type: FileType) {
+  const allowed = [...FIELDS_BY_TYPE[type], 'ignore'] as [string, ...string[]];
+  return z
+    .strictObject({
+      /** Glob on the file name (no folders), e.g. `*users*.csv`. */
+      pattern: z.string().min(1),
+      /** Field per column position; `ignore` skips a column. */
+      columns: z.array(z.enum(allowed)).min(1),
+      /** Header names recorded at setup; the file's header must match them position by position. */
+      header: z.array(z.string()).optional(),
+      /** Separator inside multi-valued cells (groups, segments). */
+      listSeparator: z.string().min(1).default(','),
+      /** Per field: source value → WT value (null = empty). */
+      valueMaps: z.record(z.string(), valueMap).default({}),
+    })
+    .superRefine((spec, ctx) => {
+      const seen = new Map<string, number>();
+      spec.columns.forEach((field, i) => {
+        if (field === 'ignore') return;
+        const first = seen.get(field);
+        if (first !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['columns', i], message: `field "${field}" is already mapped at position ${first}` });
+        }
+        seen.set(field, i);
+      });
+      for (const required of type === 'users' ? ['externalId', 'firstName', 'lastName', 'username'] : ['externalId', 'name']) {
+        if (!seen.has(required)) ctx.addIssue({ code: 'custom', path: ['columns'], message: `mandatory field "${required}" is not mapped to any column` });
+      }
+      if (spec.header && spec.header.length !== spec.columns.length) {
+        ctx.addIssue({ code: 'custom', path: ['header'], message: `has ${spec.header.length} names but columns has ${spec.columns.length} entries` });
+      }
+      for (const field of Object.keys(spec.valueMaps)) {
+        if (!FIELDS_BY_TYPE[type].includes(field)) ctx.addIssue({ code: 'custom', path: ['valueMaps', field], message: `unknown field; allowed: ${FIELDS_BY_TYPE[type].join(', ')}` });
+      }
+    });
+}
+
+export const rulesSchema = z.strictObject({
+  userRemoval: z.enum(['externalIdOnly', 'all']).default('externalIdOnly'),
+  userStatusUpdate: z.enum(['overwrite', 'keepInactive']).default('overwrite'),
+  membershipUpdate: z.enum(['never', 'overwrite', 'overwriteIfRoleIsGreaterOrEqual']).default('never'),
+  segmentConnectionUpdate: z.enum(['never', 'overwrite']).default('never'),
+});
+export type Rules = z.infer<typeof rulesSchema>;
+
+export const safeguardsSchema = z.strictObject({
+  /** Hold user removals when more than this many. */
+  maxRemovals: z.number().int().min(0).default(500),
+  /** Hold user removals when more than this percent of the managed users. */
+  maxRemovalPercent: z.number().min(0).max(100).default(10),
+  /** Reject a file when more than this percent of its data rows are invalid. */
+  maxInvalidRowPercent: z.number().min(0).max(100).default(20),
+});
+
+const syncSchema = z.discriminatedUnion('trigger', [
+  z.strictObject({ trigger: z.literal('onUpload'), settleSeconds: z.number().min(0).default(5) }),
+  z.strictObject({ trigger: z.literal('cron'), cron: z.string().min(1), timezone: z.string().default('Europe/Stockholm') }),
+]);
+
+export const tenantSchema = z.strictObject({
+  name: z.string().min(1),
+  /** OpenSSH one-line public keys allowed to log in over SFTP as this tenant. */
+  keys: z.array(z.string().regex(/^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/=]+( .*)?$/, 'expected an OpenSSH public key line such as "ssh-ed25519 AAAA… comment"')).default([]),
+  files: z.strictObject({
+    users: fileSpec('users').optional(),
+    groups: fileSpec('groups').optional(),
+    segments: fileSpec('segments').optional(),
+  }),
+  rules: rulesSchema.default(() => rulesSchema.parse({})),
+  safeguards: safeguardsSchema.default(() => safeguardsSchema.parse({})),
+  removalGraceDays: z.number().int().min(0).default(90),
+  sync: syncSchema.default({ trigger: 'onUpload', settleSeconds: 5 }),
+  target: z.strictObject({ type: z.literal('embedded') }).default({ type: 'embedded' }),
+  source: z.strictObject({ type: z.literal('upload') }).default({ type: 'upload' }),
+});
+
+export type TenantFileSpec = NonNullable<z.infer<typeof tenantSchema>['files']['users']>;
+export type TenantConfig = z.infer<typeof tenantSchema> & { id: string };
+
+export const serviceSchema = z.strictObject({
+  dataDir: z.string().default('data'),
+  keysDir: z.string().default('keys'),
+  tenantsDir: z.string().default('config/tenants'),
+  sftp: z
+    .strictObject({
+      host: z.string().default('0.0.0.0'),
+      port: z.number().int().min(0).max(65535).default(2222),
+    })
+    .default({ host: '0.0.0.0', port: 2222 }),
+  http: z
+    .strictObject({
+      host: z.string().default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(8080),
+    })
+    .default({ host: '127.0.0.1', port: 8080 }),
+  log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).default({ level: 'info' }),
+});
+export type ServiceConfig = z.infer<typeof serviceSchema>;
+
+export { FILE_TYPES };
