@@ -7,7 +7,7 @@ export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const valueMap = z.record(z.string(), z.string().nullable());
 
 function fileSpec(type: FileType) {
-  const allowed = [...FIELDS_BY_TYPE[type], 'ignore'] as [string, ...string[]];
+  const allowed = ["ignore", ...FIELDS_BY_TYPE[type]] as [string, ...string[]];
   return z
     .strictObject({
       /** Glob on the file name (no folders), e.g. `*users*.csv`. */

@@ -1,0 +1,71 @@
+// The running service's parts, opened once and handed to every command: config, database, target, logger, clock.
+import fs from 'node:fs';
+import path from 'node:path';
+import pino, { type Logger } from 'pino';
+import { loadConfig, loadTenant, type LoadedConfig, type Paths } from './config/load.js';
+import type { TenantConfig } from './config/schema.js';
+import { openDatabase, type Db } from './store/db.js';
+import { EmbeddedTarget } from './targets/embedded.js';
+import type { Target } from './targets/target.js';
+
+export interface App {
+  config: LoadedConfig;
+  db: Db;
+  logger: Logger;
+  /** Injected so tests can move time (grace periods, purges). */
+  now: () => Date;
+  tenant(id: string): TenantConfig;
+  target(tenant: TenantConfig): Target;
+  close(): void;
+}
+
+export interface OpenOptions {
+  configPath?: string;
+  logger?: Logger;
+  /** Log level when no logger is given; commands other than `serve` log warnings only (env WT_SYNC_LOG_LEVEL wins). */
+  logLevel?: string;
+  now?: () => Date;
+}
+
+/** Secrets never reach the logs, whatever a caller passes in. */
+export const LOG_REDACT = ['*.privateKey', '*.password', '*.token', '*.secret', 'headers.authorization', '*.passphrase'];
+
+export function createLogger(level: string, destination = 2): Logger {
+  return pino({ level, redact: { paths: LOG_REDACT, censor: '[redacted]' } }, pino.destination(destination));
+}
+
+export function openApp(opts: OpenOptions = {}): App {
+  const config = loadConfig(opts.configPath);
+  const db = openDatabase(config.paths.database);
+  const logger = opts.logger ?? createLogger(process.env.WT_SYNC_LOG_LEVEL || opts.logLevel || config.service.log.level);
+  const embedded = new EmbeddedTarget(db);
+  return {
+    config,
+    db,
+    logger,
+    now: opts.now ?? (() => new Date()),
+    tenant: (id) => loadTenant(config.paths.tenantsDir, id),
+    target: () => embedded,
+    close: () => db.close(),
+  };
+}
+
+export interface TenantDirs {
+  /** The jail root a customer sees over SFTP as `/`. */
+  home: string;
+  reports: string;
+  inbox: string;
+  archive: string;
+}
+
+export function tenantDirs(paths: Paths, tenant: string): TenantDirs {
+  const root = path.join(paths.tenantsRoot, tenant);
+  const home = path.join(root, 'home');
+  return { home, reports: path.join(home, 'reports'), inbox: path.join(root, 'inbox'), archive: path.join(root, 'archive') };
+}
+
+export function ensureTenantDirs(paths: Paths, tenant: string): TenantDirs {
+  const dirs = tenantDirs(paths, tenant);
+  for (const dir of Object.values(dirs)) fs.mkdirSync(dir, { recursive: true });
+  return dirs;
+}

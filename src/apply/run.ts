@@ -1,0 +1,140 @@
+// A reconciliation run: desired state + directory → plan → safeguards → apply → report, stored and published.
+// The embedded target commits the changes and the run's outcome together, so a crash redoes the run from scratch.
+import fs from 'node:fs';
+import path from 'node:path';
+import { ensureTenantDirs, type App } from '../app.js';
+import type { TenantConfig } from '../config/schema.js';
+import type { Problem } from '../model.js';
+import { buildPlan } from '../plan/plan.js';
+import type { Plan } from '../plan/types.js';
+import { buildReport, type Report, type ReportFile } from '../report/report.js';
+import { renderReport } from '../report/text.js';
+import { attachFilesToRun, getFile } from '../store/files.js';
+import { createRun, finishRun, getRun, pendingRuns, setRunStatus, supersedeHeldRuns, type RunTrigger } from '../store/runs.js';
+import { loadDesired } from '../store/snapshots.js';
+
+export class RunError extends Error {}
+
+function planSettings(tenant: TenantConfig, now: string, approved = false) {
+  return {
+    tenant: tenant.id, rules: tenant.rules, now, approved,
+    maxRemovals: tenant.safeguards.maxRemovals, maxRemovalPercent: tenant.safeguards.maxRemovalPercent,
+  };
+}
+
+function reportFiles(app: App, fileIds: number[]): { files: ReportFile[]; problems: Problem[] } {
+  const rows = fileIds.map((id) => getFile(app.db, id)).filter((f) => f !== undefined);
+  return {
+    files: rows.map((f) => ({ id: f.id, name: f.name, type: f.type, sha256: f.sha256, size: f.size, status: f.status, dataRows: f.dataRows, validRows: f.validRows })),
+    problems: rows.flatMap((f) => f.problems),
+  };
+}
+
+/** Plans against the current directory without changing anything (what `check` shows). */
+export async function dryRunPlan(app: App, tenant: TenantConfig, desired = loadDesired(app.db, tenant.id)): Promise<Plan> {
+  const dir = await app.target(tenant).load(tenant.id);
+  return buildPlan(desired, dir, planSettings(tenant, app.now().toISOString()));
+}
+
+/**
+ * Reconciles a tenant after files arrived (or on schedule). Returns null when there is nothing to do
+ * (every file a duplicate). A run where no file was accepted reports the rejections and plans nothing.
+ */
+export async function reconcile(app: App, tenant: TenantConfig, trigger: RunTrigger, existingRunId?: number): Promise<Report | null> {
+  const { files, problems: fileProblems } = reportFiles(app, trigger.fileIds);
+  if (trigger.fileIds.length > 0 && files.every((f) => f.status === 'duplicate')) return null;
+  const createdAt = app.now().toISOString();
+  const runId = existingRunId ?? createRun(app.db, tenant.id, trigger, createdAt);
+  attachFilesToRun(app.db, trigger.fileIds, runId);
+  const base = { runId, tenant: tenant.id, trigger: trigger.kind, createdAt, files, fileProblems };
+
+  if (trigger.fileIds.length > 0 && !files.some((f) => f.status === 'accepted')) {
+    const report = buildReport({ ...base, status: 'rejected', plan: null, results: null });
+    finishRun(app.db, runId, { status: 'rejected', plan: null, report, now: app.now().toISOString() });
+    return publish(app, report);
+  }
+
+  const target = app.target(tenant);
+  const plan = buildPlan(loadDesired(app.db, tenant.id), await target.load(tenant.id), planSettings(tenant, createdAt));
+  const status = plan.safeguard.held ? 'held' : 'applied';
+  let report: Report | undefined;
+  await target.apply(tenant.id, plan.ops, { now: createdAt, removalGraceDays: tenant.removalGraceDays }, (results) => {
+    report = buildReport({ ...base, status, plan, results });
+    supersedeHeldRuns(app.db, tenant.id, runId);
+    finishRun(app.db, runId, { status, plan, report, now: app.now().toISOString() });
+  });
+  app.logger.info({ tenant: tenant.id, runId, status, counts: report!.counts }, 'run finished');
+  return publish(app, report!);
+}
+
+/**
+ * Applies the removals a held run kept back. They are re-checked against the latest snapshot first:
+ * a user who is back in it, or already gone, is moot and left alone.
+ */
+export async function approveRun(app: App, tenant: TenantConfig, heldRunId: number, existingRunId?: number): Promise<Report> {
+  const held = getRun(app.db, heldRunId);
+  if (!held || held.tenant !== tenant.id) throw new RunError(`run ${heldRunId} does not exist for tenant ${tenant.id}`);
+  if (held.status === 'superseded') throw new RunError(`run ${heldRunId} was superseded by a later run; approve the latest held run (see \`wt-sync status --tenant ${tenant.id}\`)`);
+  if (held.status !== 'held' && !(held.status === 'approved' && existingRunId)) throw new RunError(`run ${heldRunId} is not held (status: ${held.status}); only held runs can be approved`);
+  const heldIds = new Set((held.plan?.ops ?? []).filter((o) => o.held && o.op === 'remove').map((o) => (o as { id: number }).id));
+
+  const createdAt = app.now().toISOString();
+  const runId = existingRunId ?? createRun(app.db, tenant.id, { kind: 'approval', fileIds: [], approves: heldRunId }, createdAt);
+  const target = app.target(tenant);
+  const fresh = buildPlan(loadDesired(app.db, tenant.id), await target.load(tenant.id), planSettings(tenant, createdAt, true));
+  const ops = fresh.ops.filter((o) => o.op === 'remove' && o.entity === 'user' && heldIds.has(o.id));
+  const moot = heldIds.size - ops.length;
+  const problems: Problem[] = moot > 0
+    ? [{ level: 'warning', file: '(approval)', message: `${moot} of ${heldIds.size} held removals are moot: those users are back in the latest snapshot or already changed, and were left alone` }]
+    : [];
+  const plan: Plan = { ...fresh, ops, problems: [], unchanged: { users: 0, groups: 0, segments: 0 } };
+  let report: Report | undefined;
+  await target.apply(tenant.id, ops, { now: createdAt, removalGraceDays: tenant.removalGraceDays }, (results) => {
+    report = buildReport({ runId, tenant: tenant.id, status: 'applied', trigger: `approval of run ${heldRunId}`, createdAt, files: [], fileProblems: problems, plan, results });
+    finishRun(app.db, runId, { status: 'applied', plan, report, now: app.now().toISOString() });
+    setRunStatus(app.db, heldRunId, 'approved');
+  });
+  app.logger.info({ tenant: tenant.id, runId, approves: heldRunId, removed: ops.length, moot }, 'held removals approved');
+  return publish(app, report!);
+}
+
+/**
+ * After a crash: runs that never finished are redone (their apply was rolled back whole), and files accepted
+ * without a run get one. Returns the reports produced.
+ */
+export async function resumeUnfinished(app: App, tenantIds?: Set<string>): Promise<Report[]> {
+  const reports: Report[] = [];
+  for (const run of pendingRuns(app.db)) {
+    if (tenantIds && !tenantIds.has(run.tenant)) continue;
+    const tenant = app.tenant(run.tenant);
+    app.logger.warn({ tenant: run.tenant, runId: run.id }, 'resuming unfinished run');
+    const report = run.trigger.approves !== undefined
+      ? await approveRun(app, tenant, run.trigger.approves, run.id)
+      : await reconcile(app, tenant, run.trigger, run.id);
+    if (report) reports.push(report);
+  }
+  const orphans = app.db.prepare("SELECT tenant, group_concat(id) AS ids FROM files WHERE run_id IS NULL AND status IN ('accepted', 'rejected') GROUP BY tenant").all() as { tenant: string; ids: string }[];
+  for (const o of orphans) {
+    if (tenantIds && !tenantIds.has(o.tenant)) continue;
+    const report = await reconcile(app, app.tenant(o.tenant), { kind: 'resume', fileIds: o.ids.split(',').map(Number) });
+    if (report) reports.push(report);
+  }
+  return reports;
+}
+
+/** Writes the report where the customer reads it: /reports/ in their SFTP folder, as text and JSON. */
+function publish(app: App, report: Report): Report {
+  const dirs = ensureTenantDirs(app.config.paths, report.tenant);
+  const stamp = report.createdAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const base = path.join(dirs.reports, `${stamp}-run-${report.runId}`);
+  writeAtomic(`${base}.txt`, renderReport(report));
+  writeAtomic(`${base}.json`, JSON.stringify(report, null, 2) + '\n');
+  return report;
+}
+
+function writeAtomic(file: string, body: string): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
+  fs.writeFileSync(tmp, body);
+  fs.renameSync(tmp, file);
+}
+

@@ -1,0 +1,66 @@
+// `wt-sync check --tenant T FILE…`: validate files offline and show the plan against the current directory.
+// Nothing is recorded or changed: rows go to memory, not to the database.
+import type { Command } from 'commander';
+import fs from 'node:fs';
+import path from 'node:path';
+import { dryRunPlan } from '../apply/run.js';
+import { fileTypeOf } from '../intake/file-type.js';
+import { sha256File } from '../intake/receive.js';
+import type { Problem } from '../model.js';
+import { MemorySink } from '../parse/memory-sink.js';
+import { parseFile } from '../parse/parse-file.js';
+import type { DesiredSnapshot } from '../plan/types.js';
+import { buildReport, type ReportFile } from '../report/report.js';
+import { renderReport } from '../report/text.js';
+import { loadDesired } from '../store/snapshots.js';
+import { EXIT, print, requireTenant, UsageError, withApp, type GlobalOptions } from './common.js';
+
+export function register(program: Command): void {
+  program
+    .command('check')
+    .description('validate files offline and print the report and the plan against the current directory; changes nothing')
+    .requiredOption('--tenant <id>', 'tenant id')
+    .argument('<files...>', 'CSV files')
+    .option('--json', 'print the report as JSON')
+    .action(async (files: string[], opts: GlobalOptions & { tenant: string }, cmd: Command) => {
+      const o = { ...cmd.optsWithGlobals(), ...opts } as GlobalOptions & { tenant: string };
+      process.exitCode = await withApp(o, async (app) => {
+        const tenant = requireTenant(app, o.tenant);
+        const desired = loadDesired(app.db, tenant.id);
+        const reportFiles: ReportFile[] = [];
+        const problems: Problem[] = [];
+        for (const [i, file] of files.entries()) {
+          if (!fs.existsSync(file)) throw new UsageError(`file not found: ${file}`);
+          const name = path.basename(file);
+          const match = fileTypeOf(tenant, name);
+          const entry: ReportFile = { id: -(i + 1), name, type: match.type, sha256: await sha256File(file), size: fs.statSync(file).size, status: 'rejected', dataRows: null, validRows: null };
+          reportFiles.push(entry);
+          if (match.type === null) {
+            problems.push({ level: 'file', file: name, message: match.reason });
+            continue;
+          }
+          const spec = tenant.files[match.type]!;
+          const sink = new MemorySink();
+          const result = await parseFile(fs.createReadStream(file), sink, { type: match.type, spec, fileName: name, maxInvalidRowPercent: tenant.safeguards.maxInvalidRowPercent });
+          problems.push(...result.problems);
+          Object.assign(entry, { status: result.status, dataRows: result.dataRows, validRows: result.validRows });
+          if (result.status !== 'accepted') continue;
+          const snapshot: DesiredSnapshot<never> = {
+            file: name,
+            records: sink.records as never,
+            protectedIds: new Set(result.problems.filter((p) => p.level === 'row' && p.entityId).map((p) => p.entityId!)),
+            fields: new Set(spec.columns.filter((c) => c !== 'ignore')),
+          };
+          desired[match.type] = snapshot;
+        }
+        const accepted = reportFiles.some((f) => f.status === 'accepted');
+        const plan = accepted ? await dryRunPlan(app, tenant, desired) : null;
+        const report = buildReport({
+          runId: 0, tenant: tenant.id, status: accepted ? (plan!.safeguard.held ? 'check: would hold removals' : 'check: would apply') : 'check: rejected',
+          trigger: 'check', createdAt: app.now().toISOString(), files: reportFiles, fileProblems: problems, plan, results: null,
+        });
+        print(o, report, () => renderReport(report));
+        return reportFiles.some((f) => f.status === 'rejected') ? EXIT.failed : EXIT.ok;
+      });
+    });
+}

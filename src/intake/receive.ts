@@ -1,0 +1,87 @@
+// One received file → recorded, checked for duplicates, parsed and validated into staging, then accepted as the
+// tenant's new snapshot of its type, or rejected with the reason. Nothing changes in the directory here.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { App } from '../app.js';
+import type { TenantConfig } from '../config/schema.js';
+import type { FileType, Problem } from '../model.js';
+import { parseFile } from '../parse/parse-file.js';
+import { StagingSink } from '../snapshot/staging.js';
+import { finishFile, lastProcessedFile, recordFile } from '../store/files.js';
+import { commitSnapshot } from '../store/snapshots.js';
+import type { ReportFile } from '../report/report.js';
+import { fileTypeOf } from './file-type.js';
+
+export interface ReceivedFile extends ReportFile {
+  problems: Problem[];
+}
+
+export interface ReceiveOptions {
+  /** Name shown in reports; defaults to the base name of the path. */
+  name?: string;
+  onProgress?: (bytesRead: number, size: number) => void;
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const hash = crypto.createHash('sha256');
+  await pipeline(fs.createReadStream(file), hash);
+  return hash.digest('hex');
+}
+
+export async function receiveFile(app: App, tenant: TenantConfig, file: string, opts: ReceiveOptions = {}): Promise<ReceivedFile> {
+  const name = opts.name ?? path.basename(file);
+  const now = app.now().toISOString();
+  const size = fs.statSync(file).size;
+  const sha256 = await sha256File(file);
+  const match = fileTypeOf(tenant, name);
+  const type: FileType | null = match.type;
+  const base = { name, type, sha256, size };
+
+  const previous = lastProcessedFile(app.db, tenant.id, type);
+  if (previous && previous.sha256 === sha256) {
+    const problems: Problem[] = [{ level: 'warning', file: name, message: `same content as ${previous.name} received ${previous.receivedAt} (file #${previous.id}, ${previous.status}); not processed again` }];
+    const id = recordFile(app.db, { tenant: tenant.id, ...base, receivedAt: now });
+    finishFile(app.db, id, { status: 'duplicate', problems, processedAt: now });
+    app.logger.info({ tenant: tenant.id, file: name, sha256, duplicateOf: previous.id }, 'duplicate file');
+    return { id, ...base, status: 'duplicate', problems, dataRows: null, validRows: null };
+  }
+
+  const id = recordFile(app.db, { tenant: tenant.id, ...base, receivedAt: now });
+  const reject = (problems: Problem[], dataRows?: number, validRows?: number): ReceivedFile => {
+    finishFile(app.db, id, { status: 'rejected', problems, dataRows, validRows, processedAt: app.now().toISOString() });
+    app.logger.warn({ tenant: tenant.id, file: name, sha256, problems: problems.filter((p) => p.level === 'file').map((p) => p.message) }, 'file rejected');
+    return { id, ...base, status: 'rejected', problems, dataRows: dataRows ?? null, validRows: validRows ?? null };
+  };
+  if (match.type === null) {
+    return reject([{ level: 'file', file: name, message: match.reason, hint: 'rename the file to match its pattern (e.g. wt_users.csv), or ask WT to change the tenant\'s file patterns' }]);
+  }
+
+  const spec = tenant.files[match.type]!;
+  const sink = new StagingSink(app.config.paths.tmpDir);
+  try {
+    const result = await parseFile(fs.createReadStream(file), sink, {
+      type: match.type,
+      spec,
+      fileName: name,
+      maxInvalidRowPercent: tenant.safeguards.maxInvalidRowPercent,
+      onProgress: opts.onProgress ? (bytes) => opts.onProgress!(bytes, size) : undefined,
+    });
+    sink.finish();
+    if (result.status === 'rejected') return reject(result.problems, result.dataRows, result.validRows);
+    const fields = spec.columns.filter((c) => c !== 'ignore');
+    commitSnapshot(app.db, {
+      tenant: tenant.id, type: match.type, fileId: id, stagingFile: sink.file, fields, problems: result.problems,
+      dataRows: result.dataRows, validRows: result.validRows, now: app.now().toISOString(),
+    });
+    app.logger.info({ tenant: tenant.id, file: name, type: match.type, sha256, rows: result.validRows, problems: result.problems.length }, 'file accepted');
+    return { id, ...base, status: 'accepted', problems: result.problems, dataRows: result.dataRows, validRows: result.validRows };
+  } catch (err) {
+    // An unreadable file must never take the service down; it is rejected with the reason.
+    app.logger.error({ tenant: tenant.id, file: name, err }, 'file could not be processed');
+    return reject([{ level: 'file', file: name, message: `the file could not be processed: ${(err as Error).message}`, hint: 'upload the file again; if it keeps failing, send it to WT support' }]);
+  } finally {
+    sink.discard();
+  }
+}

@@ -1,0 +1,316 @@
+// Desired state against the directory → an ordered plan. Pure: no I/O, no clock (the caller passes `now`).
+import type { Rules } from '../config/schema.js';
+import { USER_SCALAR_FIELDS, type GroupRecord, type Problem, type SegmentRecord, type UserRecord } from '../model.js';
+import type {
+  DesiredSnapshot, DesiredState, DirectoryGroup, DirectoryState, DirectoryUser, FieldChange, Operation, Plan,
+  PlannedOperation, Role, SafeguardCheck,
+} from './types.js';
+
+export interface PlanSettings {
+  tenant: string;
+  rules: Rules;
+  maxRemovals: number;
+  maxRemovalPercent: number;
+  /** ISO timestamp; removed users whose purge date is at or before it are purged. */
+  now: string;
+  /** When true, user removals are never held (an operator approved them). */
+  approved?: boolean;
+}
+
+export function buildPlan(desired: DesiredState, dir: DirectoryState, settings: PlanSettings): Plan {
+  const problems: Problem[] = [];
+  const unchanged = { users: 0, groups: 0, segments: 0 };
+
+  const groupsById = indexByExternalId(dir.groups);
+  const segmentsById = indexByExternalId(dir.segments);
+  const usersById = indexByExternalId(dir.users);
+
+  const groupOps = desired.groups ? planGroups(desired.groups, dir.groups, groupsById, unchanged) : { upserts: [], removals: [] };
+  const segmentOps = desired.segments ? planSegments(desired.segments, dir.segments, segmentsById, unchanged) : { upserts: [], removals: [] };
+
+  // References resolve against the combined desired state: the group/segment snapshot when there is one, else the directory.
+  const knownGroups = desired.groups ? new Set(desired.groups.records.map((r) => r.record.externalId)) : new Set(groupsById.keys());
+  const knownSegments = desired.segments ? new Set(desired.segments.records.map((r) => r.record.externalId)) : new Set(segmentsById.keys());
+  const removedGroups = new Set(groupOps.removals.map((o) => o.externalId));
+  const removedSegments = new Set(segmentOps.removals.map((o) => o.externalId));
+
+  const userUpserts: Operation[] = [];
+  const links: Operation[] = [];
+  const userRemovals: Operation[] = [];
+  const purges: Operation[] = [];
+  // Users the file names (valid or not): never purged, since they are being restored or left alone.
+  const inFile = new Set<string>();
+
+  if (desired.users) {
+    const snap = desired.users;
+    const fields = snap.fields;
+    const protectedIds = new Set(snap.protectedIds);
+    const membershipsByUser = groupBy(dir.memberships, (m) => m.userId);
+    const segmentLinksByUser = groupBy(dir.segmentLinks, (l) => l.userId);
+    const groupExtById = new Map(dir.groups.map((g) => [g.id, g.externalId]));
+    const segmentExtById = new Map(dir.segments.map((s) => [s.id, s.externalId]));
+    const manageMemberships = fields.has('memberOf') || fields.has('adminOf');
+    const manageSegments = fields.has('segments');
+    const seen = new Set<string>();
+
+    for (const { record, line } of snap.records) {
+      const refProblems = checkReferences(record, line, snap.file, knownGroups, knownSegments);
+      if (refProblems.length > 0) {
+        problems.push(...refProblems);
+        protectedIds.add(record.externalId);
+        continue;
+      }
+      seen.add(record.externalId);
+      const existing = usersById.get(record.externalId);
+      let changed = false;
+      if (!existing) {
+        userUpserts.push({ op: 'create', entity: 'user', externalId: record.externalId, after: userFields(record, fields) });
+        changed = true;
+      } else {
+        if (existing.removedAt) {
+          userUpserts.push({ op: 'restore', entity: 'user', externalId: record.externalId, id: existing.id });
+          changed = true;
+        }
+        const changes = userChanges(existing, record, fields, settings.rules);
+        if (changes.length > 0) {
+          userUpserts.push({ op: 'update', entity: 'user', externalId: record.externalId, id: existing.id, changes });
+          changed = true;
+        }
+      }
+      if (manageMemberships) {
+        const current = existing ? membershipsByUser.get(existing.id) ?? [] : [];
+        const ops = membershipOps(record, fields, current, groupExtById, removedGroups, settings.rules.membershipUpdate);
+        if (ops.length > 0) changed = true;
+        links.push(...ops);
+      }
+      if (manageSegments) {
+        const current = existing ? segmentLinksByUser.get(existing.id) ?? [] : [];
+        const ops = segmentLinkOps(record, current, segmentExtById, removedSegments, settings.rules.segmentConnectionUpdate);
+        if (ops.length > 0) changed = true;
+        links.push(...ops);
+      }
+      if (!changed) unchanged.users++;
+    }
+
+    for (const id of seen) inFile.add(id);
+    for (const id of protectedIds) inFile.add(id);
+    for (const user of dir.users) {
+      if (user.removedAt) continue;
+      if (user.externalId !== null && (seen.has(user.externalId) || protectedIds.has(user.externalId))) continue;
+      if (user.externalId === null && settings.rules.userRemoval === 'externalIdOnly') continue;
+      userRemovals.push({ op: 'remove', entity: 'user', externalId: user.externalId, id: user.id, name: displayName(user) });
+    }
+  }
+
+  for (const user of dir.users) {
+    if (user.removedAt && user.purgeAfter && user.purgeAfter <= settings.now && !(user.externalId !== null && inFile.has(user.externalId))) {
+      purges.push({ op: 'purge', entity: 'user', externalId: user.externalId, id: user.id, name: displayName(user) });
+    }
+  }
+
+  const safeguard = checkSafeguard(userRemovals.length, dir.users, settings);
+  const ordered: Operation[] = [
+    ...groupOps.upserts,
+    ...segmentOps.upserts,
+    ...userUpserts,
+    ...links,
+    ...userRemovals,
+    ...segmentOps.removals,
+    ...groupOps.removals,
+    ...purges,
+  ];
+  const ops: PlannedOperation[] = ordered.map((op, i) => {
+    const planned: PlannedOperation = { ...op, seq: i + 1 };
+    if (safeguard.held && op.op === 'remove' && op.entity === 'user') planned.held = true;
+    return planned;
+  });
+  return { tenant: settings.tenant, createdAt: settings.now, ops, problems, unchanged, safeguard };
+}
+
+function checkSafeguard(removals: number, users: DirectoryUser[], settings: PlanSettings): SafeguardCheck {
+  const managedUsers = users.filter((u) => !u.removedAt && (settings.rules.userRemoval === 'all' || u.externalId !== null)).length;
+  const base = { removals, managedUsers, maxRemovals: settings.maxRemovals, maxRemovalPercent: settings.maxRemovalPercent };
+  if (settings.approved || removals === 0) return { ...base, held: false };
+  const percent = managedUsers === 0 ? 100 : (removals / managedUsers) * 100;
+  if (removals > settings.maxRemovals) {
+    return { ...base, held: true, reason: `${removals} user removals exceed the limit of ${settings.maxRemovals}` };
+  }
+  if (percent > settings.maxRemovalPercent) {
+    return { ...base, held: true, reason: `${removals} user removals are ${percent.toFixed(1)}% of ${managedUsers} managed users, above the limit of ${settings.maxRemovalPercent}%` };
+  }
+  return { ...base, held: false };
+}
+
+function planGroups(snap: DesiredSnapshot<GroupRecord>, current: DirectoryGroup[], byId: Map<string, DirectoryGroup>, unchanged: Plan['unchanged']) {
+  const desiredById = new Map(snap.records.map((r) => [r.record.externalId, r.record]));
+  const depth = (id: string): number => {
+    let d = 0;
+    for (let p = desiredById.get(id)?.parentId; p && d <= desiredById.size; p = desiredById.get(p)?.parentId) d++;
+    return d;
+  };
+  const sorted = [...snap.records].map((r) => ({ r: r.record, d: depth(r.record.externalId) })).sort((a, b) => a.d - b.d);
+  const upserts: Operation[] = [];
+  for (const { r } of sorted) {
+    const existing = byId.get(r.externalId);
+    if (!existing) {
+      upserts.push({ op: 'create', entity: 'group', externalId: r.externalId, after: { name: r.name, parentId: r.parentId } });
+      continue;
+    }
+    const changes = diff([['name', existing.name, r.name], ['parentId', existing.parentId, r.parentId]]);
+    if (changes.length > 0) upserts.push({ op: 'update', entity: 'group', externalId: r.externalId, id: existing.id, changes });
+    else unchanged.groups++;
+  }
+  // Children first: a group is removed only after every group below it.
+  const gone = current.filter((g) => g.externalId !== null && !desiredById.has(g.externalId) && !snap.protectedIds.has(g.externalId));
+  const currentById = new Map(current.filter((g) => g.externalId).map((g) => [g.externalId as string, g]));
+  const currentDepth = (g: DirectoryGroup): number => {
+    let d = 0;
+    for (let p = g.parentId; p && d <= current.length; p = currentById.get(p)?.parentId ?? null) d++;
+    return d;
+  };
+  const removals: (Operation & { externalId: string })[] = gone
+    .map((g) => ({ g, d: currentDepth(g) }))
+    .sort((a, b) => b.d - a.d)
+    .map(({ g }) => ({ op: 'remove', entity: 'group', externalId: g.externalId as string, id: g.id, name: g.name }));
+  return { upserts, removals };
+}
+
+function planSegments(snap: DesiredSnapshot<SegmentRecord>, current: { id: number; externalId: string | null; name: string }[], byId: Map<string, { id: number; name: string }>, unchanged: Plan['unchanged']) {
+  const upserts: Operation[] = [];
+  const desiredIds = new Set<string>();
+  for (const { record } of snap.records) {
+    desiredIds.add(record.externalId);
+    const existing = byId.get(record.externalId);
+    if (!existing) {
+      upserts.push({ op: 'create', entity: 'segment', externalId: record.externalId, after: { name: record.name } });
+      continue;
+    }
+    const changes = diff([['name', existing.name, record.name]]);
+    if (changes.length > 0) upserts.push({ op: 'update', entity: 'segment', externalId: record.externalId, id: existing.id, changes });
+    else unchanged.segments++;
+  }
+  const removals: (Operation & { externalId: string })[] = current
+    .filter((s) => s.externalId !== null && !desiredIds.has(s.externalId) && !snap.protectedIds.has(s.externalId))
+    .map((s) => ({ op: 'remove', entity: 'segment', externalId: s.externalId as string, id: s.id, name: s.name }));
+  return { upserts, removals };
+}
+
+function checkReferences(record: UserRecord, line: number, file: string, groups: Set<string>, segments: Set<string>): Problem[] {
+  const problems: Problem[] = [];
+  const check = (column: 'memberOf' | 'adminOf' | 'segments', ids: string[] | undefined, known: Set<string>, what: string) => {
+    const missing = (ids ?? []).filter((id) => !known.has(id));
+    if (missing.length === 0) return;
+    problems.push({
+      level: 'row', file, line, column, value: missing.join(', '), entityId: record.externalId,
+      message: `${what} ${missing.map((m) => `"${m}"`).join(', ')} ${missing.length === 1 ? 'does' : 'do'} not exist in the tenant's current ${what.split(' ')[0]} snapshot; the user is left as it is`,
+      hint: `add the ${what.split(' ')[0]} to the ${what.split(' ')[0]} file or correct the ID in the user file`,
+    });
+  };
+  check('memberOf', record.memberOf, groups, 'group');
+  check('adminOf', record.adminOf, groups, 'group');
+  check('segments', record.segments, segments, 'segment');
+  return problems;
+}
+
+function userFields(record: UserRecord, fields: Set<string>): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  for (const f of ['externalId', ...USER_SCALAR_FIELDS] as const) {
+    if (f === 'externalId' || fields.has(f)) out[f] = (record[f] as string | null | undefined) ?? null;
+  }
+  return out;
+}
+
+function userChanges(existing: DirectoryUser, record: UserRecord, fields: Set<string>, rules: Rules): FieldChange[] {
+  const changes: FieldChange[] = [];
+  for (const f of USER_SCALAR_FIELDS) {
+    if (!fields.has(f)) continue;
+    const before = existing[f] ?? null;
+    const after = (record[f] as string | null | undefined) ?? null;
+    if (before === after) continue;
+    // keepInactive: someone paused in WT (e.g. parental leave) stays paused even if the file says active.
+    if (f === 'status' && rules.userStatusUpdate === 'keepInactive' && before === 'inactive' && after === 'active') continue;
+    changes.push({ field: f, before, after });
+  }
+  return changes;
+}
+
+function membershipOps(
+  record: UserRecord, fields: Set<string>, current: DirectoryState['memberships'], groupExtById: Map<number, string | null>,
+  removedGroups: Set<string>, mode: Rules['membershipUpdate'],
+): Operation[] {
+  const desired = new Map<string, Role>();
+  for (const g of record.memberOf ?? []) desired.set(g, 'member');
+  for (const g of record.adminOf ?? []) desired.set(g, 'admin');
+  const ops: Operation[] = [];
+  const existingByGroup = new Map<string, DirectoryState['memberships'][number]>();
+  for (const m of current) {
+    const ext = groupExtById.get(m.groupId);
+    if (ext) existingByGroup.set(ext, m); // memberships of groups without an external ID are outside the file's reach
+  }
+  for (const [groupId, wanted] of desired) {
+    const have = existingByGroup.get(groupId);
+    if (!have) {
+      ops.push({ op: 'link', entity: 'membership', userId: record.externalId, groupId, role: wanted });
+      continue;
+    }
+    if (have.role === wanted) continue;
+    if (mode === 'never' && have.origin === 'manual') continue;
+    // Without an adminOf column the file says nothing about roles of existing memberships.
+    if (!fields.has('adminOf')) continue;
+    if (mode === 'overwriteIfRoleIsGreaterOrEqual' && have.role === 'admin' && wanted === 'member') continue;
+    ops.push({ op: 'link', entity: 'membership', userId: record.externalId, groupId, role: wanted, before: have.role });
+  }
+  for (const [groupId, have] of existingByGroup) {
+    if (desired.has(groupId) || removedGroups.has(groupId)) continue;
+    if (mode === 'never' && have.origin === 'manual') continue;
+    ops.push({ op: 'unlink', entity: 'membership', userId: record.externalId, groupId, role: have.role, origin: have.origin });
+  }
+  return ops;
+}
+
+function segmentLinkOps(
+  record: UserRecord, current: DirectoryState['segmentLinks'], segmentExtById: Map<number, string | null>,
+  removedSegments: Set<string>, mode: Rules['segmentConnectionUpdate'],
+): Operation[] {
+  const desired = new Set(record.segments ?? []);
+  const existing = new Map<string, DirectoryState['segmentLinks'][number]>();
+  for (const l of current) {
+    const ext = segmentExtById.get(l.segmentId);
+    if (ext) existing.set(ext, l);
+  }
+  const ops: Operation[] = [];
+  for (const segmentId of desired) {
+    if (!existing.has(segmentId)) ops.push({ op: 'link', entity: 'segmentLink', userId: record.externalId, segmentId });
+  }
+  for (const [segmentId, link] of existing) {
+    if (desired.has(segmentId) || removedSegments.has(segmentId)) continue;
+    if (mode === 'never' && link.origin === 'manual') continue;
+    ops.push({ op: 'unlink', entity: 'segmentLink', userId: record.externalId, segmentId, origin: link.origin });
+  }
+  return ops;
+}
+
+function diff(pairs: [string, string | null, string | null][]): FieldChange[] {
+  return pairs.filter(([, before, after]) => before !== after).map(([field, before, after]) => ({ field, before, after }));
+}
+
+function indexByExternalId<T extends { externalId: string | null }>(items: T[]): Map<string, T> {
+  const map = new Map<string, T>();
+  for (const item of items) if (item.externalId !== null) map.set(item.externalId, item);
+  return map;
+}
+
+function groupBy<T, K>(items: T[], key: (item: T) => K): Map<K, T[]> {
+  const map = new Map<K, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = map.get(k);
+    if (list) list.push(item);
+    else map.set(k, [item]);
+  }
+  return map;
+}
+
+export function displayName(user: Pick<DirectoryUser, 'firstName' | 'lastName' | 'username'>): string {
+  return `${user.firstName} ${user.lastName} <${user.username}>`;
+}

@@ -1,0 +1,85 @@
+// A plan is a value: built from desired state + directory, printed, stored, held, approved, applied.
+import type { GroupRecord, Problem, SegmentRecord, UserRecord, UserScalarField } from '../model.js';
+
+export type Role = 'member' | 'admin';
+export type Origin = 'integration' | 'manual';
+
+/** The WT directory as a target reports it. Entities without an external ID were made by hand in WT. */
+export interface DirectoryUser extends Partial<Record<UserScalarField, string | null>> {
+  id: number;
+  externalId: string | null;
+  firstName: string;
+  lastName: string;
+  username: string;
+  /** ISO timestamp when soft-removed, null when live. */
+  removedAt: string | null;
+  purgeAfter: string | null;
+}
+export interface DirectoryGroup { id: number; externalId: string | null; name: string; parentId: string | null }
+export interface DirectorySegment { id: number; externalId: string | null; name: string }
+export interface DirectoryMembership { userId: number; groupId: number; role: Role; origin: Origin }
+export interface DirectorySegmentLink { userId: number; segmentId: number; origin: Origin }
+
+export interface DirectoryState {
+  users: DirectoryUser[];
+  groups: DirectoryGroup[];
+  segments: DirectorySegment[];
+  memberships: DirectoryMembership[];
+  segmentLinks: DirectorySegmentLink[];
+}
+
+export interface Located<T> { record: T; line: number }
+
+/** One accepted snapshot of one type: its valid rows, and the IDs of rows that failed (left as they are). */
+export interface DesiredSnapshot<T> {
+  file: string;
+  records: Located<T>[];
+  /** External IDs named by rejected rows: never updated, never removed. */
+  protectedIds: Set<string>;
+  /** Fields the tenant maps for this type; unmapped fields are never touched. */
+  fields: Set<string>;
+}
+
+/** The tenant's latest accepted snapshot per type; a missing type is not managed at all. */
+export interface DesiredState {
+  users?: DesiredSnapshot<UserRecord>;
+  groups?: DesiredSnapshot<GroupRecord>;
+  segments?: DesiredSnapshot<SegmentRecord>;
+}
+
+export interface FieldChange { field: string; before: string | null; after: string | null }
+
+export type EntityKind = 'user' | 'group' | 'segment';
+
+/** Ops name entities by external ID; `id` is the directory's own ID when the entity already exists. */
+export type Operation =
+  | { op: 'create'; entity: EntityKind; externalId: string; after: Record<string, string | null> }
+  | { op: 'update'; entity: EntityKind; externalId: string; id: number; changes: FieldChange[] }
+  | { op: 'restore'; entity: 'user'; externalId: string; id: number }
+  | { op: 'remove'; entity: EntityKind; externalId: string | null; id: number; name: string }
+  | { op: 'purge'; entity: 'user'; externalId: string | null; id: number; name: string }
+  | { op: 'link'; entity: 'membership'; userId: string; groupId: string; role: Role; before?: Role }
+  | { op: 'unlink'; entity: 'membership'; userId: string; groupId: string; role: Role; origin: Origin }
+  | { op: 'link'; entity: 'segmentLink'; userId: string; segmentId: string }
+  | { op: 'unlink'; entity: 'segmentLink'; userId: string; segmentId: string; origin: Origin };
+
+export type PlannedOperation = Operation & { seq: number; held?: boolean };
+
+export interface SafeguardCheck {
+  removals: number;
+  managedUsers: number;
+  maxRemovals: number;
+  maxRemovalPercent: number;
+  held: boolean;
+  reason?: string;
+}
+
+export interface Plan {
+  tenant: string;
+  createdAt: string;
+  ops: PlannedOperation[];
+  /** Plan-time row errors (unknown group/segment references) and warnings. */
+  problems: Problem[];
+  unchanged: { users: number; groups: number; segments: number };
+  safeguard: SafeguardCheck;
+}

@@ -1,0 +1,61 @@
+// Received files: what arrived, when, its hash, and what became of it.
+import type { FileType, Problem } from '../model.js';
+import type { Db } from './db.js';
+
+export type FileStatus = 'received' | 'accepted' | 'rejected' | 'duplicate';
+
+export interface FileRow {
+  id: number;
+  tenant: string;
+  name: string;
+  type: FileType | null;
+  size: number;
+  sha256: string;
+  receivedAt: string;
+  processedAt: string | null;
+  status: FileStatus;
+  problems: Problem[];
+  dataRows: number | null;
+  validRows: number | null;
+  runId: number | null;
+}
+
+const SELECT = `SELECT id, tenant, name, type, size, sha256, received_at AS receivedAt, processed_at AS processedAt, status,
+  problems, data_rows AS dataRows, valid_rows AS validRows, run_id AS runId FROM files`;
+
+function toRow(r: Record<string, unknown> | undefined): FileRow | undefined {
+  return r ? ({ ...r, problems: JSON.parse(r.problems as string) } as FileRow) : undefined;
+}
+
+export function recordFile(db: Db, f: { tenant: string; name: string; type: FileType | null; size: number; sha256: string; receivedAt: string }): number {
+  return Number(
+    db.prepare("INSERT INTO files (tenant, name, type, size, sha256, received_at, status) VALUES (?, ?, ?, ?, ?, ?, 'received')")
+      .run(f.tenant, f.name, f.type, f.size, f.sha256, f.receivedAt).lastInsertRowid,
+  );
+}
+
+export function finishFile(db: Db, id: number, f: { status: Exclude<FileStatus, 'received'>; problems: Problem[]; dataRows?: number; validRows?: number; processedAt: string }): void {
+  db.prepare('UPDATE files SET status = ?, problems = ?, data_rows = ?, valid_rows = ?, processed_at = ? WHERE id = ?')
+    .run(f.status, JSON.stringify(f.problems), f.dataRows ?? null, f.validRows ?? null, f.processedAt, id);
+}
+
+/** The last file of this type that was processed (accepted or rejected): the one a re-upload would duplicate. */
+export function lastProcessedFile(db: Db, tenant: string, type: FileType | null): FileRow | undefined {
+  return toRow(db.prepare(`${SELECT} WHERE tenant = ? AND type IS ? AND status IN ('accepted', 'rejected') ORDER BY id DESC LIMIT 1`).get(tenant, type) as Record<string, unknown> | undefined);
+}
+
+export function attachFilesToRun(db: Db, fileIds: number[], runId: number): void {
+  const stmt = db.prepare('UPDATE files SET run_id = ? WHERE id = ?');
+  for (const id of fileIds) stmt.run(runId, id);
+}
+
+export function getFile(db: Db, id: number): FileRow | undefined {
+  return toRow(db.prepare(`${SELECT} WHERE id = ?`).get(id) as Record<string, unknown> | undefined);
+}
+
+export function listFiles(db: Db, tenant?: string, limit = 50): FileRow[] {
+  const rows = tenant
+    ? db.prepare(`${SELECT} WHERE tenant = ? ORDER BY id DESC LIMIT ?`).all(tenant, limit)
+    : db.prepare(`${SELECT} ORDER BY id DESC LIMIT ?`).all(limit);
+  return (rows as Record<string, unknown>[]).map((r) => toRow(r) as FileRow);
+}

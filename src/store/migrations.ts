@@ -1,0 +1,109 @@
+// Append-only: each entry is one schema version. Never edit a released entry; add a new one.
+export const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE files (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    processed_at TEXT,
+    status TEXT NOT NULL CHECK (status IN ('received', 'accepted', 'rejected', 'duplicate')),
+    problems TEXT NOT NULL DEFAULT '[]',
+    data_rows INTEGER,
+    valid_rows INTEGER,
+    run_id INTEGER
+  );
+  CREATE INDEX files_by_tenant ON files (tenant, type, id);
+
+  CREATE TABLE snapshots (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    type TEXT NOT NULL CHECK (type IN ('users', 'groups', 'segments')),
+    file_id INTEGER NOT NULL REFERENCES files (id),
+    fields TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  CREATE INDEX snapshots_latest ON snapshots (tenant, type, id);
+
+  CREATE TABLE snapshot_rows (
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots (id) ON DELETE CASCADE,
+    line INTEGER NOT NULL,
+    external_id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (snapshot_id, external_id)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE snapshot_problems (
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots (id) ON DELETE CASCADE,
+    entity_id TEXT,
+    problem TEXT NOT NULL
+  );
+  CREATE INDEX snapshot_problems_by_snapshot ON snapshot_problems (snapshot_id);
+
+  CREATE TABLE dir_users (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    external_id TEXT,
+    first_name TEXT NOT NULL,
+    last_name TEXT NOT NULL,
+    username TEXT NOT NULL,
+    email TEXT, phone TEXT, title TEXT, birthday TEXT, employed_since TEXT, employed_until TEXT,
+    gender TEXT, status TEXT, language TEXT,
+    removed_at TEXT,
+    purge_after TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE UNIQUE INDEX dir_users_external ON dir_users (tenant, external_id) WHERE external_id IS NOT NULL;
+  CREATE INDEX dir_users_username ON dir_users (tenant, username);
+
+  CREATE TABLE dir_groups (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    external_id TEXT,
+    name TEXT NOT NULL,
+    parent_id TEXT
+  );
+  CREATE UNIQUE INDEX dir_groups_external ON dir_groups (tenant, external_id) WHERE external_id IS NOT NULL;
+
+  CREATE TABLE dir_segments (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    external_id TEXT,
+    name TEXT NOT NULL
+  );
+  CREATE UNIQUE INDEX dir_segments_external ON dir_segments (tenant, external_id) WHERE external_id IS NOT NULL;
+
+  CREATE TABLE dir_memberships (
+    user_id INTEGER NOT NULL REFERENCES dir_users (id) ON DELETE CASCADE,
+    group_id INTEGER NOT NULL REFERENCES dir_groups (id) ON DELETE CASCADE,
+    role TEXT NOT NULL CHECK (role IN ('member', 'admin')),
+    origin TEXT NOT NULL CHECK (origin IN ('integration', 'manual')),
+    PRIMARY KEY (user_id, group_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX dir_memberships_by_group ON dir_memberships (group_id);
+
+  CREATE TABLE dir_segment_links (
+    user_id INTEGER NOT NULL REFERENCES dir_users (id) ON DELETE CASCADE,
+    segment_id INTEGER NOT NULL REFERENCES dir_segments (id) ON DELETE CASCADE,
+    origin TEXT NOT NULL CHECK (origin IN ('integration', 'manual')),
+    PRIMARY KEY (user_id, segment_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX dir_segment_links_by_segment ON dir_segment_links (segment_id);
+
+  CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'applied', 'held', 'approved', 'superseded', 'rejected', 'failed')),
+    trigger TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    plan TEXT,
+    report TEXT
+  );
+  CREATE INDEX runs_by_tenant ON runs (tenant, id);
+  `,
+];

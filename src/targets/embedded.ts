@@ -1,0 +1,192 @@
+// The embedded WT directory: users, groups, segments and their links in the service's own SQLite database.
+// A whole run applies in one transaction, so a crash at any point leaves either the old or the new state.
+import { USER_SCALAR_FIELDS, type UserScalarField } from '../model.js';
+import type { DirectoryState, DirectoryUser, Origin, PlannedOperation, Role } from '../plan/types.js';
+import { inTransaction, type Db } from '../store/db.js';
+import type { ApplySettings, OperationResult, Target } from './target.js';
+
+const USER_COLUMNS: Record<UserScalarField, string> = {
+  firstName: 'first_name', lastName: 'last_name', username: 'username', email: 'email', phone: 'phone', title: 'title',
+  birthday: 'birthday', employedSince: 'employed_since', employedUntil: 'employed_until', gender: 'gender',
+  status: 'status', language: 'language',
+};
+
+class OperationError extends Error {}
+
+export class EmbeddedTarget implements Target {
+  readonly kind = 'embedded';
+  constructor(private readonly db: Db) {}
+
+  async load(tenant: string): Promise<DirectoryState> {
+    return readDirectory(this.db, tenant);
+  }
+
+  async apply(tenant: string, ops: PlannedOperation[], settings: ApplySettings, record: (results: OperationResult[]) => void): Promise<OperationResult[]> {
+    return inTransaction(this.db, () => {
+      const applier = new Applier(this.db, tenant, settings);
+      const results = ops.map((op): OperationResult => {
+        if (op.held) return { seq: op.seq, status: 'held' };
+        try {
+          applier.apply(op);
+          return { seq: op.seq, status: 'done' };
+        } catch (err) {
+          // Each op is one statement (or checks before it), so a failure leaves nothing half-done.
+          if (err instanceof OperationError) return { seq: op.seq, status: 'failed', error: err.message };
+          throw err;
+        }
+      });
+      record(results);
+      return results;
+    });
+  }
+}
+
+export function readDirectory(db: Db, tenant: string): DirectoryState {
+  const cols = USER_SCALAR_FIELDS.map((f) => `${USER_COLUMNS[f]} AS ${f}`).join(', ');
+  const users = db
+    .prepare(`SELECT id, external_id AS externalId, ${cols}, removed_at AS removedAt, purge_after AS purgeAfter FROM dir_users WHERE tenant = ? ORDER BY id`)
+    .all(tenant) as DirectoryUser[];
+  const groups = db.prepare('SELECT id, external_id AS externalId, name, parent_id AS parentId FROM dir_groups WHERE tenant = ? ORDER BY id').all(tenant) as DirectoryState['groups'];
+  const segments = db.prepare('SELECT id, external_id AS externalId, name FROM dir_segments WHERE tenant = ? ORDER BY id').all(tenant) as DirectoryState['segments'];
+  const memberships = db
+    .prepare('SELECT m.user_id AS userId, m.group_id AS groupId, m.role, m.origin FROM dir_memberships m JOIN dir_users u ON u.id = m.user_id WHERE u.tenant = ?')
+    .all(tenant) as DirectoryState['memberships'];
+  const segmentLinks = db
+    .prepare('SELECT l.user_id AS userId, l.segment_id AS segmentId, l.origin FROM dir_segment_links l JOIN dir_users u ON u.id = l.user_id WHERE u.tenant = ?')
+    .all(tenant) as DirectoryState['segmentLinks'];
+  return { users, groups, segments, memberships, segmentLinks };
+}
+
+/** Writes for entities made by hand in WT (tests, demos): origin `manual`, optionally without external ID. */
+export function addManual(db: Db, tenant: string, now: string) {
+  return {
+    user(u: { externalId?: string | null; firstName: string; lastName: string; username: string; status?: string }): number {
+      return Number(db.prepare(`INSERT INTO dir_users (tenant, external_id, first_name, last_name, username, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+        .run(tenant, u.externalId ?? null, u.firstName, u.lastName, u.username, u.status ?? 'active', now, now).lastInsertRowid);
+    },
+    group(g: { externalId?: string | null; name: string; parentId?: string | null }): number {
+      return Number(db.prepare('INSERT INTO dir_groups (tenant, external_id, name, parent_id) VALUES (?, ?, ?, ?)').run(tenant, g.externalId ?? null, g.name, g.parentId ?? null).lastInsertRowid);
+    },
+    segment(s: { externalId?: string | null; name: string }): number {
+      return Number(db.prepare('INSERT INTO dir_segments (tenant, external_id, name) VALUES (?, ?, ?)').run(tenant, s.externalId ?? null, s.name).lastInsertRowid);
+    },
+    membership(userId: number, groupId: number, role: Role, origin: Origin = 'manual'): void {
+      db.prepare('INSERT INTO dir_memberships (user_id, group_id, role, origin) VALUES (?, ?, ?, ?) ON CONFLICT (user_id, group_id) DO UPDATE SET role = excluded.role, origin = excluded.origin').run(userId, groupId, role, origin);
+    },
+    segmentLink(userId: number, segmentId: number, origin: Origin = 'manual'): void {
+      db.prepare('INSERT INTO dir_segment_links (user_id, segment_id, origin) VALUES (?, ?, ?) ON CONFLICT (user_id, segment_id) DO UPDATE SET origin = excluded.origin').run(userId, segmentId, origin);
+    },
+    status(userId: number, status: string): void {
+      db.prepare('UPDATE dir_users SET status = ? WHERE id = ?').run(status, userId);
+    },
+  };
+}
+
+/** Applies single operations; IDs by external ID are resolved through caches filled lazily and kept current. */
+class Applier {
+  private readonly ids = new Map<'user' | 'group' | 'segment', Map<string, number>>();
+  private readonly s;
+
+  constructor(private readonly db: Db, private readonly tenant: string, private readonly settings: ApplySettings) {
+    const insertCols = ['tenant', 'external_id', ...USER_SCALAR_FIELDS.map((f) => USER_COLUMNS[f]), 'created_at', 'updated_at'];
+    this.s = {
+      insertUser: db.prepare(`INSERT INTO dir_users (${insertCols.join(', ')}) VALUES (${insertCols.map(() => '?').join(', ')})`),
+      usernameOwner: db.prepare('SELECT id, external_id AS externalId FROM dir_users WHERE tenant = ? AND username = ? AND removed_at IS NULL AND (external_id IS NULL OR external_id <> ?) LIMIT 1'),
+      restoreUser: db.prepare('UPDATE dir_users SET removed_at = NULL, purge_after = NULL, updated_at = ? WHERE id = ? AND tenant = ?'),
+      removeUser: db.prepare('UPDATE dir_users SET removed_at = ?, purge_after = ?, updated_at = ? WHERE id = ? AND tenant = ? AND removed_at IS NULL'),
+      purgeUser: db.prepare('DELETE FROM dir_users WHERE id = ? AND tenant = ?'),
+      insertGroup: db.prepare('INSERT INTO dir_groups (tenant, external_id, name, parent_id) VALUES (?, ?, ?, ?)'),
+      removeGroup: db.prepare('DELETE FROM dir_groups WHERE id = ? AND tenant = ?'),
+      orphanChildren: db.prepare('UPDATE dir_groups SET parent_id = NULL WHERE tenant = ? AND parent_id = ?'),
+      insertSegment: db.prepare('INSERT INTO dir_segments (tenant, external_id, name) VALUES (?, ?, ?)'),
+      removeSegment: db.prepare('DELETE FROM dir_segments WHERE id = ? AND tenant = ?'),
+      link: db.prepare("INSERT INTO dir_memberships (user_id, group_id, role, origin) VALUES (?, ?, ?, 'integration') ON CONFLICT (user_id, group_id) DO UPDATE SET role = excluded.role"),
+      unlink: db.prepare('DELETE FROM dir_memberships WHERE user_id = ? AND group_id = ?'),
+      linkSegment: db.prepare("INSERT INTO dir_segment_links (user_id, segment_id, origin) VALUES (?, ?, 'integration') ON CONFLICT (user_id, segment_id) DO NOTHING"),
+      unlinkSegment: db.prepare('DELETE FROM dir_segment_links WHERE user_id = ? AND segment_id = ?'),
+    };
+  }
+
+  apply(op: PlannedOperation): void {
+    const { now } = this.settings;
+    switch (op.op) {
+      case 'create':
+        if (op.entity === 'user') {
+          this.checkUsername(op.after.username ?? '', op.externalId);
+          const values = USER_SCALAR_FIELDS.map((f) => op.after[f] ?? null);
+          const id = Number(this.s.insertUser.run(this.tenant, op.externalId, ...values, now, now).lastInsertRowid);
+          this.cache('user').set(op.externalId, id);
+        } else if (op.entity === 'group') {
+          const id = Number(this.s.insertGroup.run(this.tenant, op.externalId, op.after.name, op.after.parentId ?? null).lastInsertRowid);
+          this.cache('group').set(op.externalId, id);
+        } else {
+          const id = Number(this.s.insertSegment.run(this.tenant, op.externalId, op.after.name).lastInsertRowid);
+          this.cache('segment').set(op.externalId, id);
+        }
+        return;
+      case 'update': {
+        if (op.entity === 'user') {
+          const username = op.changes.find((c) => c.field === 'username');
+          if (username) this.checkUsername(username.after ?? '', op.externalId);
+        }
+        const table = { user: 'dir_users', group: 'dir_groups', segment: 'dir_segments' }[op.entity];
+        const column = (field: string) => (op.entity === 'user' ? USER_COLUMNS[field as UserScalarField] : field === 'parentId' ? 'parent_id' : field);
+        const sets = op.changes.map((c) => `${column(c.field)} = ?`);
+        if (op.entity === 'user') sets.push('updated_at = ?');
+        const values: (string | null | number)[] = op.changes.map((c) => c.after);
+        if (op.entity === 'user') values.push(now);
+        this.db.prepare(`UPDATE ${table} SET ${sets.join(', ')} WHERE id = ? AND tenant = ?`).run(...values, op.id, this.tenant);
+        return;
+      }
+      case 'restore':
+        this.s.restoreUser.run(now, op.id, this.tenant);
+        return;
+      case 'remove':
+        if (op.entity === 'user') {
+          const purgeAfter = new Date(Date.parse(now) + this.settings.removalGraceDays * 86_400_000).toISOString();
+          this.s.removeUser.run(now, purgeAfter, now, op.id, this.tenant);
+        } else if (op.entity === 'group') {
+          this.s.orphanChildren.run(this.tenant, op.externalId);
+          this.s.removeGroup.run(op.id, this.tenant);
+          if (op.externalId) this.cache('group').delete(op.externalId);
+        } else {
+          this.s.removeSegment.run(op.id, this.tenant);
+          if (op.externalId) this.cache('segment').delete(op.externalId);
+        }
+        return;
+      case 'purge':
+        this.s.purgeUser.run(op.id, this.tenant);
+        return;
+      case 'link':
+        if (op.entity === 'membership') this.s.link.run(this.resolve('user', op.userId), this.resolve('group', op.groupId), op.role);
+        else this.s.linkSegment.run(this.resolve('user', op.userId), this.resolve('segment', op.segmentId));
+        return;
+      case 'unlink':
+        if (op.entity === 'membership') this.s.unlink.run(this.resolve('user', op.userId), this.resolve('group', op.groupId));
+        else this.s.unlinkSegment.run(this.resolve('user', op.userId), this.resolve('segment', op.segmentId));
+        return;
+    }
+  }
+
+  private checkUsername(username: string, externalId: string): void {
+    const owner = this.s.usernameOwner.get(this.tenant, username, externalId) as { id: number; externalId: string | null } | undefined;
+    if (owner) throw new OperationError(`username "${username}" is already used by user #${owner.id}${owner.externalId ? ` (external ID "${owner.externalId}")` : ' (created by hand in WT)'}`);
+  }
+
+  private cache(kind: 'user' | 'group' | 'segment'): Map<string, number> {
+    let map = this.ids.get(kind);
+    if (!map) {
+      const table = { user: 'dir_users', group: 'dir_groups', segment: 'dir_segments' }[kind];
+      const rows = this.db.prepare(`SELECT id, external_id AS externalId FROM ${table} WHERE tenant = ? AND external_id IS NOT NULL`).all(this.tenant) as { id: number; externalId: string }[];
+      map = new Map(rows.map((r) => [r.externalId, r.id]));
+      this.ids.set(kind, map);
+    }
+    return map;
+  }
+
+  private resolve(kind: 'user' | 'group' | 'segment', externalId: string): number {
+    const id = this.cache(kind).get(externalId);
+    if (id === undefined) throw new OperationError(`${kind} "${externalId}" does not exist in the directory`);
+    return id;
+  }
+}
