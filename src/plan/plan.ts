@@ -54,6 +54,8 @@ export function buildPlan(desired: DesiredState, dir: DirectoryState, settings: 
     const seen = new Set<string>();
 
     for (const { record, line } of snap.records) {
+      // A rejected row (e.g. a later duplicate of this external ID) protects the entity even when another row for it is valid.
+      if (snap.protectedIds.has(record.externalId)) continue;
       const refProblems = checkReferences(record, line, snap.file, knownGroups, knownSegments);
       if (refProblems.length > 0) {
         problems.push(...refProblems);
@@ -94,7 +96,9 @@ export function buildPlan(desired: DesiredState, dir: DirectoryState, settings: 
 
     for (const id of seen) inFile.add(id);
     for (const id of protectedIds) inFile.add(id);
-    for (const user of dir.users) {
+    // Zero valid rows (all rejected, or every reference unknown) is never read as "remove everyone" (SPEC §3.5).
+    if (seen.size === 0) problems.push({ level: 'warning', file: snap.file, message: 'no valid user rows: no user was removed' });
+    for (const user of seen.size === 0 ? [] : dir.users) {
       if (user.removedAt) continue;
       if (user.externalId !== null && (seen.has(user.externalId) || protectedIds.has(user.externalId))) continue;
       if (user.externalId === null && settings.rules.userRemoval === 'externalIdOnly') continue;
@@ -102,7 +106,8 @@ export function buildPlan(desired: DesiredState, dir: DirectoryState, settings: 
     }
   }
 
-  for (const user of dir.users) {
+  // A missing users snapshot means users are not managed at all: no purges either.
+  for (const user of desired.users ? dir.users : []) {
     if (user.removedAt && user.purgeAfter && user.purgeAfter <= settings.now && !(user.externalId !== null && inFile.has(user.externalId))) {
       purges.push({ op: 'purge', entity: 'user', externalId: user.externalId, id: user.id, name: displayName(user) });
     }
@@ -132,10 +137,12 @@ function checkSafeguard(removals: number, users: DirectoryUser[], settings: Plan
   const base = { removals, managedUsers, maxRemovals: settings.maxRemovals, maxRemovalPercent: settings.maxRemovalPercent };
   if (settings.approved || removals === 0) return { ...base, held: false };
   const percent = managedUsers === 0 ? 100 : (removals / managedUsers) * 100;
+  // Compared by cross-multiplying: 7 / 100 * 100 is 7.000000000000001 in floating point, which held a plan exactly at the limit.
+  const abovePercent = removals * 100 > settings.maxRemovalPercent * managedUsers;
   if (removals > settings.maxRemovals) {
     return { ...base, held: true, reason: `${removals} user removals exceed the limit of ${settings.maxRemovals}` };
   }
-  if (percent > settings.maxRemovalPercent) {
+  if (abovePercent) {
     return { ...base, held: true, reason: `${removals} user removals are ${percent.toFixed(1)}% of ${managedUsers} managed users, above the limit of ${settings.maxRemovalPercent}%` };
   }
   return { ...base, held: false };
