@@ -31,7 +31,8 @@ export interface OpenOptions {
 export const LOG_REDACT = ['*.privateKey', '*.password', '*.token', '*.secret', 'headers.authorization', '*.passphrase'];
 
 export function createLogger(level: string, destination = 2): Logger {
-  return pino({ level, redact: { paths: LOG_REDACT, censor: '[redacted]' } }, pino.destination(destination));
+  // Synchronous writes: a log line written before a crash is never lost in a buffer.
+  return pino({ level, redact: { paths: LOG_REDACT, censor: '[redacted]' } }, pino.destination({ dest: destination, sync: true }));
 }
 
 export function openApp(opts: OpenOptions = {}): App {

@@ -58,6 +58,7 @@ export async function reconcile(app: App, tenant: TenantConfig, trigger: RunTrig
   const plan = buildPlan(loadDesired(app.db, tenant.id), await target.load(tenant.id), planSettings(tenant, createdAt));
   const status = plan.safeguard.held ? 'held' : 'applied';
   let report: Report | undefined;
+  app.logger.info({ tenant: tenant.id, runId, ops: plan.ops.length }, 'applying plan');
   await target.apply(tenant.id, plan.ops, { now: createdAt, removalGraceDays: tenant.removalGraceDays }, (results) => {
     report = buildReport({ ...base, status, plan, results });
     supersedeHeldRuns(app.db, tenant.id, runId);

@@ -1,6 +1,6 @@
 // `wt-sync ingest --tenant T FILE…`: as if uploaded, then reconcile; prints the report.
 import type { Command } from 'commander';
-import { reconcile } from '../apply/run.js';
+import { reconcile, resumeUnfinished } from '../apply/run.js';
 import { receiveFile, type ReceivedFile } from '../intake/receive.js';
 import { renderReport } from '../report/text.js';
 import { describeProblem } from '../report/text.js';
@@ -17,6 +17,8 @@ export function register(program: Command): void {
       const o = { ...cmd.optsWithGlobals(), ...opts } as GlobalOptions & { tenant: string };
       process.exitCode = await withApp(o, async (app) => {
         const tenant = requireTenant(app, o.tenant);
+        // Work a crash left unfinished comes first, so runs apply in arrival order.
+        await resumeUnfinished(app, new Set([tenant.id]));
         const received: ReceivedFile[] = [];
         for (const file of files) received.push(await receiveFile(app, tenant, file, { onProgress: progressLine(file) }));
         const report = await reconcile(app, tenant, { kind: 'ingest', fileIds: received.map((f) => f.id) });
