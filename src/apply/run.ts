@@ -50,22 +50,22 @@ export async function reconcile(app: App, tenant: TenantConfig, trigger: RunTrig
 
   if (trigger.fileIds.length > 0 && !files.some((f) => f.status === 'accepted')) {
     const report = buildReport({ ...base, status: 'rejected', plan: null, results: null });
-    finishRun(app.db, runId, { status: 'rejected', plan: null, report, now: app.now().toISOString() });
-    return publish(app, report);
+    return publish(app, report, finishRun(app.db, runId, { status: 'rejected', report, now: app.now().toISOString() }));
   }
 
   const target = app.target(tenant);
   const plan = buildPlan(loadDesired(app.db, tenant.id), await target.load(tenant.id), planSettings(tenant, createdAt));
   const status = plan.safeguard.held ? 'held' : 'applied';
   let report: Report | undefined;
+  let json = '';
   app.logger.info({ tenant: tenant.id, runId, ops: plan.ops.length }, 'applying plan');
   await target.apply(tenant.id, plan.ops, { now: createdAt, removalGraceDays: tenant.removalGraceDays }, (results) => {
     report = buildReport({ ...base, status, plan, results });
     supersedeHeldRuns(app.db, tenant.id, runId);
-    finishRun(app.db, runId, { status, plan, report, now: app.now().toISOString() });
+    json = finishRun(app.db, runId, { status, report, now: app.now().toISOString() });
   });
   app.logger.info({ tenant: tenant.id, runId, status, counts: report!.counts }, 'run finished');
-  return publish(app, report!);
+  return publish(app, report!, json);
 }
 
 /**
@@ -77,7 +77,7 @@ export async function approveRun(app: App, tenant: TenantConfig, heldRunId: numb
   if (!held || held.tenant !== tenant.id) throw new RunError(`run ${heldRunId} does not exist for tenant ${tenant.id}`);
   if (held.status === 'superseded') throw new RunError(`run ${heldRunId} was superseded by a later run; approve the latest held run (see \`wt-sync status --tenant ${tenant.id}\`)`);
   if (held.status !== 'held' && !(held.status === 'approved' && existingRunId)) throw new RunError(`run ${heldRunId} is not held (status: ${held.status}); only held runs can be approved`);
-  const heldIds = new Set((held.plan?.ops ?? []).filter((o) => o.held && o.op === 'remove').map((o) => (o as { id: number }).id));
+  const heldIds = new Set((held.report?.operations ?? []).filter((o) => o.status === 'held' && o.op === 'remove').map((o) => (o as { id: number }).id));
 
   const createdAt = app.now().toISOString();
   const runId = existingRunId ?? createRun(app.db, tenant.id, { kind: 'approval', fileIds: [], approves: heldRunId }, createdAt);
@@ -90,13 +90,14 @@ export async function approveRun(app: App, tenant: TenantConfig, heldRunId: numb
     : [];
   const plan: Plan = { ...fresh, ops, problems: [], unchanged: { users: 0, groups: 0, segments: 0 } };
   let report: Report | undefined;
+  let json = '';
   await target.apply(tenant.id, ops, { now: createdAt, removalGraceDays: tenant.removalGraceDays }, (results) => {
     report = buildReport({ runId, tenant: tenant.id, status: 'applied', trigger: `approval of run ${heldRunId}`, createdAt, files: [], fileProblems: problems, plan, results });
-    finishRun(app.db, runId, { status: 'applied', plan, report, now: app.now().toISOString() });
+    json = finishRun(app.db, runId, { status: 'applied', report, now: app.now().toISOString() });
     setRunStatus(app.db, heldRunId, 'approved');
   });
   app.logger.info({ tenant: tenant.id, runId, approves: heldRunId, removed: ops.length, moot }, 'held removals approved');
-  return publish(app, report!);
+  return publish(app, report!, json);
 }
 
 /**
@@ -124,12 +125,12 @@ export async function resumeUnfinished(app: App, tenantIds?: Set<string>): Promi
 }
 
 /** Writes the report where the customer reads it: /reports/ in their SFTP folder, as text and JSON. */
-function publish(app: App, report: Report): Report {
+function publish(app: App, report: Report, json: string): Report {
   const dirs = ensureTenantDirs(app.config.paths, report.tenant);
   const stamp = report.createdAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   const base = path.join(dirs.reports, `${stamp}-run-${report.runId}`);
   writeAtomic(`${base}.txt`, renderReport(report));
-  writeAtomic(`${base}.json`, JSON.stringify(report, null, 2) + '\n');
+  writeAtomic(`${base}.json`, json + '\n');
   return report;
 }
 

@@ -114,21 +114,15 @@ export function buildPlan(desired: DesiredState, dir: DirectoryState, settings: 
   }
 
   const safeguard = checkSafeguard(userRemovals.length, dir.users, settings);
-  const ordered: Operation[] = [
-    ...groupOps.upserts,
-    ...segmentOps.upserts,
-    ...userUpserts,
-    ...links,
-    ...userRemovals,
-    ...segmentOps.removals,
-    ...groupOps.removals,
-    ...purges,
-  ];
-  const ops: PlannedOperation[] = ordered.map((op, i) => {
-    const planned: PlannedOperation = { ...op, seq: i + 1 };
-    if (safeguard.held && op.op === 'remove' && op.entity === 'user') planned.held = true;
-    return planned;
-  });
+  // Every op object was made here, so numbering (and holding) them in place saves a copy per op.
+  const ops = [
+    groupOps.upserts, segmentOps.upserts, userUpserts, links, userRemovals, segmentOps.removals, groupOps.removals, purges,
+  ].flat() as PlannedOperation[];
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i];
+    op.seq = i + 1;
+    if (safeguard.held && op.op === 'remove' && op.entity === 'user') op.held = true;
+  }
   return { tenant: settings.tenant, createdAt: settings.now, ops, problems, unchanged, safeguard };
 }
 
@@ -202,7 +196,16 @@ function planSegments(snap: DesiredSnapshot<SegmentRecord>, current: { id: numbe
   return { upserts, removals };
 }
 
+const NO_PROBLEMS: Problem[] = [];
+
+function allKnown(ids: string[] | undefined, known: Set<string>): boolean {
+  if (ids) for (let i = 0; i < ids.length; i++) if (!known.has(ids[i])) return false;
+  return true;
+}
+
 function checkReferences(record: UserRecord, line: number, file: string, groups: Set<string>, segments: Set<string>): Problem[] {
+  // The common case, every reference known, allocates nothing.
+  if (allKnown(record.memberOf, groups) && allKnown(record.adminOf, groups) && allKnown(record.segments, segments)) return NO_PROBLEMS;
   const problems: Problem[] = [];
   const check = (column: 'memberOf' | 'adminOf' | 'segments', ids: string[] | undefined, known: Set<string>, what: string) => {
     const missing = (ids ?? []).filter((id) => !known.has(id));

@@ -58,30 +58,31 @@ export function buildReport(args: {
   results: OperationResult[] | null;
 }): Report {
   const { plan, results } = args;
-  const bySeq = new Map((results ?? []).map((r) => [r.seq, r]));
-  const operations: ReportOperation[] = (plan?.ops ?? []).map((op) => {
-    const r = bySeq.get(op.seq);
-    const status = r?.status ?? (op.held ? 'held' : 'planned');
-    return r?.error ? { ...op, status, error: r.error } : { ...op, status };
-  });
-  const problems = [...args.fileProblems, ...(plan?.problems ?? [])];
-  const counted = operations.filter((o) => o.status === 'done' || o.status === 'planned');
-  const count = (kind: string) => counted.filter((o) => o.op === kind).length;
+  const bySeq = new Map<number, OperationResult>();
+  if (results) for (const r of results) bySeq.set(r.seq, r);
+  const problems = plan ? [...args.fileProblems, ...plan.problems] : args.fileProblems;
   const counts: ReportCounts = {
-    created: count('create'),
-    updated: count('update'),
-    removed: count('remove'),
-    restored: count('restore'),
-    purged: count('purge'),
-    linked: count('link'),
-    unlinked: count('unlink'),
+    created: 0, updated: 0, removed: 0, restored: 0, purged: 0, linked: 0, unlinked: 0,
     unchanged: plan ? plan.unchanged.users + plan.unchanged.groups + plan.unchanged.segments : 0,
-    held: operations.filter((o) => o.status === 'held').length,
-    failed: operations.filter((o) => o.status === 'failed').length,
-    fileErrors: problems.filter((p) => p.level === 'file').length,
-    rowErrors: problems.filter((p) => p.level === 'row').length,
-    warnings: problems.filter((p) => p.level === 'warning').length,
+    held: 0, failed: 0, fileErrors: 0, rowErrors: 0, warnings: 0,
   };
+  const COUNTER = { create: 'created', update: 'updated', remove: 'removed', restore: 'restored', purge: 'purged', link: 'linked', unlink: 'unlinked' } as const;
+  // One pass, and the outcome is written onto the plan's own op objects (the plan is finished with once it is
+  // reported): a first load can hold hundreds of thousands of operations, and copies of them cost seconds of GC.
+  const operations = (plan?.ops ?? []) as ReportOperation[];
+  for (const op of operations) {
+    const r = bySeq.get(op.seq);
+    op.status = r?.status ?? (op.held ? 'held' : 'planned');
+    if (r?.error) op.error = r.error;
+    if (op.status === 'held') counts.held++;
+    else if (op.status === 'failed') counts.failed++;
+    else counts[COUNTER[op.op]]++;
+  }
+  for (const p of problems) {
+    if (p.level === 'file') counts.fileErrors++;
+    else if (p.level === 'row') counts.rowErrors++;
+    else counts.warnings++;
+  }
   return {
     runId: args.runId, tenant: args.tenant, status: args.status, trigger: args.trigger, createdAt: args.createdAt,
     files: args.files, counts, safeguard: plan?.safeguard ?? null, operations, problems,

@@ -59,7 +59,9 @@ export function renderReport(r: Report): string {
     out.push('', `HELD: ${r.safeguard.reason}.`, `  The removals below wait for an operator: wt-sync approve --tenant ${r.tenant} ${r.runId}`, '  Everything else in this run was applied.');
   }
   const section = (title: string, items: string[]) => {
-    if (items.length) out.push('', `${title}:`, ...items);
+    if (items.length === 0) return;
+    out.push('', `${title}:`);
+    for (const item of items) out.push(item); // no spread: a first load can list hundreds of thousands
   };
   const problems = (level: Problem['level']) => r.problems.filter((p) => p.level === level).map((p) => `  ${describeProblem(p)}`);
   section('file errors (the file was rejected, nothing in it was applied)', problems('file'));

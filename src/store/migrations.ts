@@ -101,7 +101,7 @@ export const MIGRATIONS: string[] = [
     trigger TEXT NOT NULL,
     created_at TEXT NOT NULL,
     finished_at TEXT,
-    plan TEXT,
+    -- The report carries the plan's operations with their outcome (held ones included), so the plan is stored once.
     report TEXT
   );
   CREATE INDEX runs_by_tenant ON runs (tenant, id);

@@ -1,5 +1,4 @@
-// Reconciliation runs: their trigger, the plan (a stored value) and the report.
-import type { Plan } from '../plan/types.js';
+// Reconciliation runs: their trigger and their report, which holds the plan's operations with each outcome.
 import type { Report } from '../report/report.js';
 import type { Db } from './db.js';
 
@@ -19,18 +18,16 @@ export interface RunRow {
   trigger: RunTrigger;
   createdAt: string;
   finishedAt: string | null;
-  plan: Plan | null;
   report: Report | null;
 }
 
-const SELECT = 'SELECT id, tenant, status, trigger, created_at AS createdAt, finished_at AS finishedAt, plan, report FROM runs';
+const SELECT = 'SELECT id, tenant, status, trigger, created_at AS createdAt, finished_at AS finishedAt, report FROM runs';
 
 function toRun(r: Record<string, unknown> | undefined): RunRow | undefined {
   if (!r) return undefined;
   return {
     ...(r as unknown as RunRow),
     trigger: JSON.parse(r.trigger as string),
-    plan: r.plan ? JSON.parse(r.plan as string) : null,
     report: r.report ? JSON.parse(r.report as string) : null,
   };
 }
@@ -39,9 +36,11 @@ export function createRun(db: Db, tenant: string, trigger: RunTrigger, now: stri
   return Number(db.prepare("INSERT INTO runs (tenant, status, trigger, created_at) VALUES (?, 'pending', ?, ?)").run(tenant, JSON.stringify(trigger), now).lastInsertRowid);
 }
 
-export function finishRun(db: Db, id: number, r: { status: RunStatus; plan: Plan | null; report: Report; now: string }): void {
-  db.prepare('UPDATE runs SET status = ?, plan = ?, report = ?, finished_at = ? WHERE id = ?')
-    .run(r.status, r.plan ? JSON.stringify(r.plan) : null, JSON.stringify(r.report), r.now, id);
+/** Stores the outcome; returns the report as JSON so callers can publish the same bytes. */
+export function finishRun(db: Db, id: number, r: { status: RunStatus; report: Report; now: string }): string {
+  const json = JSON.stringify(r.report);
+  db.prepare('UPDATE runs SET status = ?, report = ?, finished_at = ? WHERE id = ?').run(r.status, json, r.now, id);
+  return json;
 }
 
 export function setRunStatus(db: Db, id: number, status: RunStatus): void {
@@ -65,8 +64,8 @@ export function pendingRuns(db: Db): RunRow[] {
   return (db.prepare(`${SELECT} WHERE status = 'pending' ORDER BY id`).all() as Record<string, unknown>[]).map((r) => toRun(r) as RunRow);
 }
 
-/** Runs without their (possibly large) plan and report bodies. */
-export function listRuns(db: Db, tenant?: string, limit = 20): Omit<RunRow, 'plan' | 'report'>[] {
+/** Runs without their (possibly large) report bodies. */
+export function listRuns(db: Db, tenant?: string, limit = 20): Omit<RunRow, 'report'>[] {
   const sql = 'SELECT id, tenant, status, trigger, created_at AS createdAt, finished_at AS finishedAt FROM runs';
   const rows = (tenant ? db.prepare(`${sql} WHERE tenant = ? ORDER BY id DESC LIMIT ?`).all(tenant, limit) : db.prepare(`${sql} ORDER BY id DESC LIMIT ?`).all(limit)) as Record<string, unknown>[];
   return rows.map((r) => ({ ...(r as unknown as RunRow), trigger: JSON.parse(r.trigger as string) }));
