@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import type { EntityRecord, FileType, Problem } from '../model.js';
 import type { TenantFileSpec } from '../config/schema.js';
 import { entityIdOf, FIELD_LABELS, rowProblem, type Column } from './columns.js';
-import { createCsvStream, isBlankRow, LineTracker, usesLoneCR, type CsvRow } from './csv.js';
+import { CheckedCsvStream, isBlankRow, LineTracker, locateSyntaxError, usesLoneCR, type CsvRow, type CsvSyntaxError } from './csv.js';
 import { checkGroupTree, GroupRowMapper, type GroupEntry } from './groups.js';
 import { checkHeader, foreignSeparator, separatorProblem } from './header.js';
 import { SegmentRowMapper } from './segments.js';
@@ -153,15 +153,19 @@ class FileRun {
     return this.lines?.nextLine ?? 1;
   }
 
+  /** Set when a file-level problem ends reading: the pipeline error that follows is ours. */
+  stopped = false;
+
   fatal(...problems: Problem[]): never {
     this.fileProblems.push(...problems);
+    this.stopped = true;
     throw new StopParse();
   }
 
   /** Turns a pipeline failure into a file-level problem; rethrows I/O errors. */
   onError(err: unknown): void {
-    const guard = this.guard;
-    if (err instanceof StopParse) return;
+    // Stopping throws inside the pipeline; it may come back as StopParse or as the AbortError of a destroyed stage.
+    if (this.stopped || err instanceof StopParse) return;
     if (err instanceof Utf8Error) {
       const utf16 = err.byteOffset === 1 && (err.bytesHex === 'FF' || err.bytesHex === 'FE'); // a UTF-16 BOM
       this.fileProblems.push({
@@ -172,25 +176,29 @@ class FileRun {
       });
       return;
     }
-    if (err instanceof Error && err.message.startsWith('Parse Error')) {
-      // Before the header: a comma file with quoted names ("a","b") fails here, not in the header check.
-      if (this.header === null) {
-        const first = guard.headText().split(/\r\n|\n|\r/).find((l) => l.trim() !== '');
-        const sep = first === undefined ? undefined : foreignSeparator(first);
-        if (sep !== undefined) { this.fileProblems.push(separatorProblem(this.file, this.nextLine, sep)); return; }
-      }
-      const line = this.nextLine;
-      const unclosed = err.message.includes('missing closing');
-      this.fileProblems.push({
-        level: 'file', file: this.file, line,
-        message: unclosed
-          ? `the file is not valid CSV: a quoted value in the row starting on line ${line} is never closed`
-          : `the file is not valid CSV at or after line ${line}: ${err.message.replace(/^Parse Error: /, '')}`,
-        hint: QUOTE_HINT,
-      });
-      return;
-    }
     throw err;
+  }
+
+  /** A CSV syntax error, reported after the rows before it were read (so the line is known). */
+  onSyntaxError(error: CsvSyntaxError): void {
+    if (this.header === null) {
+      // A comma file with quoted names ("a","b") fails here, before any header check.
+      const first = this.guard.headText().split(/\r\n|\n|\r/).find((l) => l.trim() !== '');
+      const sep = first === undefined ? undefined : foreignSeparator(first);
+      if (sep !== undefined) { this.fileProblems.push(separatorProblem(this.file, this.nextLine, sep)); return; }
+    }
+    const at = locateSyntaxError(error.text, this.nextLine);
+    const unclosed = at === null ? error.message.includes('missing closing') : at.kind === 'unclosed';
+    const line = at?.line ?? this.nextLine;
+    this.fileProblems.push({
+      level: 'file', file: this.file, line,
+      message: unclosed
+        ? `the file is not valid CSV: a quoted value starting on line ${line} is never closed`
+        : at !== null
+          ? `the file is not valid CSV: on line ${line} a quoted value is followed by more text before the next ";"`
+          : `the file is not valid CSV at or after line ${line}: ${error.message.replace(/^Parse Error: /, '')}`,
+      hint: QUOTE_HINT,
+    });
   }
 
   finish(): ParseResult {
@@ -231,7 +239,7 @@ class FileRun {
         message: `too many invalid rows: ${this.invalidRows} of ${this.dataRows} (${+pct.toFixed(1)}%) exceed the limit of ${max}%`,
         hint: 'nothing in this file was applied: fix the rows listed below (a moved column or a wrong date format often breaks every row) and upload it again',
       });
-    } else if (this.validRows === 0) {
+    } else if (this.validRows === 0 && this.fileProblems.length === 0) {
       // Only reachable with a limit of 100%: zero valid rows must never read as "remove everyone".
       this.fileProblems.push({
         level: 'file', file: this.file,
@@ -262,15 +270,17 @@ function duplicateProblem(
 
 export async function parseFile(input: Readable, sink: RowSink, opts: ParseOptions): Promise<ParseResult> {
   const guard = new Utf8Guard(opts.onProgress);
+  const csv = new CheckedCsvStream();
   const run = new FileRun(sink, opts, guard);
   try {
     // Pulling rows with for-await gives backpressure end to end: the file is read only
     // as fast as rows are validated and stored.
-    await pipeline(input, guard, createCsvStream(), async (rows: AsyncIterable<CsvRow>) => {
+    await pipeline(input, guard, csv, async (rows: AsyncIterable<CsvRow>) => {
       for await (const row of rows) run.row(row);
     });
   } catch (err) {
     run.onError(err);
   }
+  if (csv.syntaxError !== null && !run.stopped) run.onSyntaxError(csv.syntaxError);
   return run.finish();
 }
