@@ -9,7 +9,7 @@ import { buildPlan } from '../plan/plan.js';
 import type { Plan } from '../plan/types.js';
 import { buildReport, type Report, type ReportFile } from '../report/report.js';
 import { renderReport } from '../report/text.js';
-import { attachFilesToRun, getFile } from '../store/files.js';
+import { attachFilesToRun, getFile, unreconciledFiles } from '../store/files.js';
 import { createRun, finishRun, getRun, pendingRuns, setRunStatus, supersedeHeldRuns, type RunTrigger } from '../store/runs.js';
 import { loadDesired } from '../store/snapshots.js';
 
@@ -115,10 +115,11 @@ export async function resumeUnfinished(app: App, tenantIds?: Set<string>): Promi
       : await reconcile(app, tenant, run.trigger, run.id);
     if (report) reports.push(report);
   }
-  const orphans = app.db.prepare("SELECT tenant, group_concat(id) AS ids FROM files WHERE run_id IS NULL AND status IN ('accepted', 'rejected') GROUP BY tenant").all() as { tenant: string; ids: string }[];
-  for (const o of orphans) {
-    if (tenantIds && !tenantIds.has(o.tenant)) continue;
-    const report = await reconcile(app, app.tenant(o.tenant), { kind: 'resume', fileIds: o.ids.split(',').map(Number) });
+  const orphans = new Map<string, number[]>();
+  for (const f of unreconciledFiles(app.db)) orphans.set(f.tenant, [...(orphans.get(f.tenant) ?? []), f.id]);
+  for (const [tenantId, fileIds] of orphans) {
+    if (tenantIds && !tenantIds.has(tenantId)) continue;
+    const report = await reconcile(app, app.tenant(tenantId), { kind: 'resume', fileIds });
     if (report) reports.push(report);
   }
   return reports;

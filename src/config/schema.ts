@@ -1,4 +1,5 @@
 // The shape of config/wt-sync.yaml and config/tenants/<id>.yaml. Unknown keys are errors.
+import cron from 'node-cron';
 import { z } from 'zod';
 import { FIELDS_BY_TYPE, FILE_TYPES, type FileType } from '../model.js';
 
@@ -60,9 +61,22 @@ export const safeguardsSchema = z.strictObject({
   maxInvalidRowPercent: z.number().min(0).max(100).default(20),
 });
 
+const validTimeZone = (tz: string) => {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 const syncSchema = z.discriminatedUnion('trigger', [
   z.strictObject({ trigger: z.literal('onUpload'), settleSeconds: z.number().min(0).default(5) }),
-  z.strictObject({ trigger: z.literal('cron'), cron: z.string().min(1), timezone: z.string().default('Europe/Stockholm') }),
+  z.strictObject({
+    trigger: z.literal('cron'),
+    cron: z.string().refine((c) => cron.validate(c), 'not a valid cron expression (e.g. "0 1 * * *" for 01:00 every day)'),
+    timezone: z.string().refine(validTimeZone, 'not a known IANA time zone (e.g. "Europe/Stockholm")').default('Europe/Stockholm'),
+  }),
 ]);
 
 export const tenantSchema = z.strictObject({
@@ -93,8 +107,23 @@ export const serviceSchema = z.strictObject({
     .strictObject({
       host: z.string().default('0.0.0.0'),
       port: z.number().int().min(0).max(65535).default(2222),
+      /** Largest upload in bytes (default 1 GiB). */
+      maxFileBytes: z.number().int().positive().default(1024 ** 3),
+      /** Bytes one tenant may hold in its folders (default: no limit). */
+      tenantQuotaBytes: z.number().int().positive().optional(),
+      maxSessionsPerTenant: z.number().int().positive().default(8),
+      maxConnectionsPerAddress: z.number().int().positive().default(10),
+      idleTimeoutSeconds: z.number().int().positive().default(900),
+      /** Failed logins from one address within the window ban it for a while. */
+      ban: z.strictObject({
+        maxFailures: z.number().int().positive().default(10),
+        windowMinutes: z.number().positive().default(10),
+        banMinutes: z.number().positive().default(15),
+      }).default({ maxFailures: 10, windowMinutes: 10, banMinutes: 15 }),
     })
-    .default({ host: '0.0.0.0', port: 2222 }),
+    .default(() => ({ host: '0.0.0.0', port: 2222, maxFileBytes: 1024 ** 3, maxSessionsPerTenant: 8, maxConnectionsPerAddress: 10, idleTimeoutSeconds: 900, ban: { maxFailures: 10, windowMinutes: 10, banMinutes: 15 } })),
+  /** Days processed files stay in each tenant's archive. */
+  archiveDays: z.number().int().min(0).default(30),
   http: z
     .strictObject({
       host: z.string().default('127.0.0.1'),

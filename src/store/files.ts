@@ -59,3 +59,11 @@ export function listFiles(db: Db, tenant?: string, limit = 50): FileRow[] {
     : db.prepare(`${SELECT} ORDER BY id DESC LIMIT ?`).all(limit);
   return (rows as Record<string, unknown>[]).map((r) => toRow(r) as FileRow);
 }
+
+/** Files processed (accepted or rejected) that no run has reported yet: what the next run of the tenant covers. */
+export function unreconciledFiles(db: Db, tenant?: string): FileRow[] {
+  const rows = tenant
+    ? db.prepare(`${SELECT} WHERE run_id IS NULL AND status IN ('accepted', 'rejected') AND tenant = ? ORDER BY id`).all(tenant)
+    : db.prepare(`${SELECT} WHERE run_id IS NULL AND status IN ('accepted', 'rejected') ORDER BY id`).all();
+  return (rows as Record<string, unknown>[]).map((r) => toRow(r) as FileRow);
+}

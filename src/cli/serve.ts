@@ -1,0 +1,121 @@
+// `wt-sync serve`: the SFTP server, the inbox watcher with its sync triggers, and the HTTP listener.
+import type { Command } from 'commander';
+import fs from 'node:fs';
+import path from 'node:path';
+import { openApp, type App } from '../app.js';
+import { loadTenant, loadTenants, tenantFile, writeTenant } from '../config/load.js';
+import { DEFAULT_PATTERNS, SEED_COLUMNS, SEED_HEADERS } from '../config/tenant-template.js';
+import { startHttpServer } from '../http/server.js';
+import { Inbox } from '../intake/inbox.js';
+import { FILE_TYPES } from '../model.js';
+import { ensureHostKey, generateClientKeyPair } from '../sftp/host-key.js';
+import { startSftpServer } from '../sftp/server.js';
+import { UsageError, type GlobalOptions } from './common.js';
+
+interface ServeOptions extends GlobalOptions {
+  sftpPort?: string;
+  httpPort?: string;
+  settleSeconds?: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('serve')
+    .description('run the service: SFTP server (default :2222), inbox watcher and sync triggers, HTTP health on 127.0.0.1:8080')
+    .option('--sftp-port <port>', 'SFTP port (env WT_SYNC_SFTP_PORT; 0 = any free port)')
+    .option('--http-port <port>', 'HTTP port (env WT_SYNC_HTTP_PORT; 0 = any free port)')
+    .option('--settle-seconds <s>', "override every tenant's settle window (seconds)")
+    .action(async (opts: ServeOptions, cmd: Command) => {
+      const o = { ...cmd.optsWithGlobals(), ...opts } as ServeOptions;
+      await serve(o);
+    });
+}
+
+function port(flag: string | undefined, env: string | undefined, fallback: number, name: string): number {
+  const raw = flag ?? env;
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`${name} must be a port number 0–65535, got "${raw}"`);
+  return n;
+}
+
+async function serve(o: ServeOptions): Promise<void> {
+  const app = openApp({ configPath: o.config });
+  const { service, paths } = app.config;
+  const sftpPort = port(o.sftpPort, process.env.WT_SYNC_SFTP_PORT, service.sftp.port, 'SFTP port');
+  const httpPort = port(o.httpPort, process.env.WT_SYNC_HTTP_PORT, service.http.port, 'HTTP port');
+  const settle = o.settleSeconds === undefined ? undefined : Number(o.settleSeconds);
+  if (settle !== undefined && !(settle >= 0)) throw new UsageError(`--settle-seconds must be a number ≥ 0, got "${o.settleSeconds}"`);
+
+  const hostKey = ensureHostKey(paths.keysDir);
+  const demo = loadTenants(paths.tenantsDir).length === 0 ? createDemoTenant(app) : null;
+  const tenants = loadTenants(paths.tenantsDir);
+
+  const inbox = new Inbox(app, () => tenants, { archiveDays: service.archiveDays, settleSecondsOverride: settle });
+  await inbox.start();
+  const sftp = await startSftpServer({
+    host: service.sftp.host,
+    port: sftpPort,
+    hostKey: hostKey.key,
+    tenantsRoot: paths.tenantsRoot,
+    // Read at each login, so a key added to a tenant file works without a restart.
+    access: { authorizedKeys: (id) => (fs.existsSync(tenantFile(paths.tenantsDir, id)) ? loadTenant(paths.tenantsDir, id).keys : undefined) },
+    onUploadComplete: (upload) => inbox.fileArrived(upload.inboxPath),
+    logger: app.logger,
+    limits: {
+      maxFileBytes: service.sftp.maxFileBytes,
+      tenantQuotaBytes: service.sftp.tenantQuotaBytes ?? Infinity,
+      maxSessionsPerTenant: service.sftp.maxSessionsPerTenant,
+      maxConnectionsPerAddress: service.sftp.maxConnectionsPerAddress,
+      idleTimeoutMs: service.sftp.idleTimeoutSeconds * 1000,
+      ban: { maxFailures: service.sftp.ban.maxFailures, windowMs: service.sftp.ban.windowMinutes * 60_000, banMs: service.sftp.ban.banMinutes * 60_000 },
+    },
+  });
+  const http = await startHttpServer(service.http.host, httpPort, { problem: () => (app.db.open ? null : 'database closed') });
+
+  app.logger.info({ sftpPort: sftp.port, httpPort: http.port, hostKey: hostKey.fingerprint, tenants: tenants.map((t) => t.id) }, 'wt-sync serving');
+  const out = [
+    `wt-sync serving ${tenants.length} tenant(s): ${tenants.map((t) => t.id).join(', ')}`,
+    `  SFTP  ${service.sftp.host}:${sftp.port}   host key ${hostKey.fingerprint}`,
+    `  HTTP  http://${service.http.host}:${http.port}/healthz`,
+  ];
+  if (demo) {
+    out.push(
+      '',
+      `No tenant was set up, so a "demo" tenant was created (${path.relative(process.cwd(), demo.tenantFile)}) with a client key.`,
+      'Upload the example files and read the report back:',
+      `  echo 'put examples/*.csv' | sftp -b - -i ${path.relative(process.cwd(), demo.privateKeyPath)} -P ${sftp.port} -o StrictHostKeyChecking=accept-new demo@localhost`,
+      `  echo 'ls reports' | sftp -b - -i ${path.relative(process.cwd(), demo.privateKeyPath)} -P ${sftp.port} demo@localhost`,
+    );
+  }
+  process.stdout.write(out.join('\n') + '\n');
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.logger.info({ signal }, 'shutting down: no new connections, finishing uploads and runs');
+    await sftp.close(20_000);
+    await inbox.stop(30_000);
+    await http.close();
+    app.close();
+    app.logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  await new Promise(() => undefined); // serve until a signal
+}
+
+/** The embedded default a newcomer can try at once: a demo tenant with the seed's columns and a fresh key pair. */
+function createDemoTenant(app: App) {
+  const { paths } = app.config;
+  const keyDir = path.join(paths.keysDir, 'tenants', 'demo');
+  const pair = fs.existsSync(path.join(keyDir, 'id_ed25519'))
+    ? { privateKeyPath: path.join(keyDir, 'id_ed25519'), publicKeyLine: fs.readFileSync(path.join(keyDir, 'id_ed25519.pub'), 'utf8').trim() }
+    : generateClientKeyPair(keyDir, 'wt-sync demo tenant');
+  const files = Object.fromEntries(FILE_TYPES.map((t) => [t, { pattern: DEFAULT_PATTERNS[t], columns: SEED_COLUMNS[t], header: SEED_HEADERS[t] }]));
+  const file = writeTenant(paths.tenantsDir, 'demo', { name: 'Demo tenant', keys: [pair.publicKeyLine], files }, ' Created by the first `wt-sync serve`: the demo tenant, with the customer guide\'s column order.');
+  app.logger.info({ tenant: 'demo', file }, 'created demo tenant');
+  return { tenantFile: file, privateKeyPath: pair.privateKeyPath };
+}
