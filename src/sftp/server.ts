@@ -119,6 +119,7 @@ interface Conn {
   sessions: Set<SftpSession>;
   channels: number;
   closed: boolean;
+  corked: boolean;
 }
 
 function normalizeIp(ip: string | undefined): string {
@@ -223,6 +224,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<RunningS
       sessions: new Set(),
       channels: 0,
       closed: false,
+      corked: false,
     };
     conns.add(conn);
     bySocket.set(socket, conn);
@@ -404,6 +406,17 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<RunningS
             conn.lastActivity = Date.now();
           },
           isShuttingDown: () => shuttingDown,
+          // Answers produced in the same event-loop turn (e.g. many WRITEs finishing together) leave in one
+          // socket write instead of one syscall each; sent at the end of the turn, so no added latency.
+          batchReplies: () => {
+            if (conn.corked || conn.closed) return;
+            conn.corked = true;
+            conn.socket.cork();
+            setImmediate(() => {
+              conn.corked = false;
+              conn.socket.uncork();
+            });
+          },
         });
         conn.sessions.add(s);
         const sftp = acceptSftp();

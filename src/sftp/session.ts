@@ -47,6 +47,8 @@ export interface SessionContext {
   /** Marks activity (idle timeout). */
   touch: () => void;
   isShuttingDown: () => boolean;
+  /** Optional: called before each answer; lets the server coalesce answers into fewer socket writes. */
+  batchReplies?: () => void;
 }
 
 /** Longest READ answered (clients ask for 32–256 KiB). */
@@ -60,6 +62,9 @@ const RESUME_WRITE_BYTES = 4 * 1024 * 1024;
 /** Stop reading from the channel when this many answers wait for the client's window. */
 const PAUSE_OUT_PACKETS = 512;
 const SSH_MAX_WINDOW = 2 * 1024 * 1024; // ssh2's channel window (lib/Channel.js MAX_WINDOW)
+/** Most WRITEs / bytes merged into one pwritev. */
+const MAX_WRITE_BATCH = 256;
+const MAX_WRITE_BATCH_BYTES = 8 * 1024 * 1024;
 
 class SftpStatusError extends Error {
   constructor(
@@ -92,6 +97,9 @@ interface FileHandle {
   hashedUpTo: number;
   pending: number;
   drained: (() => void)[];
+  /** WRITEs waiting for the disk, in arrival order, and whether a disk write is under way. */
+  queue: { reqid: number; pos: number; data: Buffer }[];
+  writing: boolean;
   failed: string | undefined;
   openedAt: number;
 }
@@ -181,6 +189,18 @@ export function longname(name: string, a: Attributes, owner: string, now = Date.
     : `${MONTHS[d.getUTCMonth()]} ${day}  ${d.getUTCFullYear()}`;
   const o = owner.slice(0, 8).padEnd(8);
   return `${type}${perms} ${String(type === 'd' ? 2 : 1).padStart(3)} ${o} ${o} ${String(a.size).padStart(8)} ${when} ${name}`;
+}
+
+function writevAll(fd: number, bufs: Buffer[], position: number, cb: (err: NodeJS.ErrnoException | null) => void): void {
+  fs.writev(fd, bufs, position, (err, n) => {
+    if (err) return cb(err);
+    let rest = n;
+    let i = 0;
+    while (i < bufs.length && rest >= bufs[i].length) rest -= bufs[i++].length;
+    if (i === bufs.length) return cb(null);
+    const remaining = [bufs[i].subarray(rest), ...bufs.slice(i + 1)];
+    writevAll(fd, remaining, position + n, cb);
+  });
 }
 
 function writeAll(fd: number, data: Buffer, position: number, cb: (err: NodeJS.ErrnoException | null) => void): void {
@@ -322,6 +342,7 @@ export class SftpSession {
 
   private reply(reqid: number, code: number, message?: string): void {
     if (this.ended || !this.sftp) return;
+    this.ctx.batchReplies?.();
     try {
       this.sftp.status(reqid, code, message);
     } catch {
@@ -492,6 +513,8 @@ export class SftpSession {
       hashedUpTo: 0,
       pending: 0,
       drained: [],
+      queue: [],
+      writing: false,
       failed: undefined,
       openedAt: Date.now(),
     };
@@ -508,6 +531,7 @@ export class SftpSession {
       if (err) return this.replyError(reqid, err);
       if (got === 0) return this.reply(reqid, STATUS_CODE.EOF);
       h.bytesRead += got;
+      this.ctx.batchReplies?.();
       if (!this.ended) this.sftp!.data(reqid, got === n ? buf : buf.subarray(0, got));
     });
   }
@@ -548,18 +572,46 @@ export class SftpSession {
     }
     h.pending++;
     this.inflightWriteBytes += len;
-    writeAll(h.fd, data, pos, (err) => {
-      this.inflightWriteBytes -= len;
-      this.settle(h);
-      if (this.paused) this.maybeResume();
+    h.queue.push({ reqid, pos, data });
+    if (!h.writing) this.flushWrites(h);
+  }
+
+  /**
+   * One disk write per handle at a time: the WRITEs that arrived meanwhile go out together, contiguous runs as
+   * one pwritev (each at its own offset). Each WRITE is answered once its bytes are written.
+   */
+  private flushWrites(h: FileHandle): void {
+    const q = h.queue;
+    if (q.length === 0) {
+      h.writing = false;
+      return;
+    }
+    h.writing = true;
+    let n = 1;
+    let bytes = q[0].data.length;
+    while (n < q.length && n < MAX_WRITE_BATCH && bytes < MAX_WRITE_BATCH_BYTES && q[n].pos === q[n - 1].pos + q[n - 1].data.length) {
+      bytes += q[n].data.length;
+      n++;
+    }
+    const batch = q.splice(0, n);
+    const done = (err: NodeJS.ErrnoException | null) => {
+      this.inflightWriteBytes -= bytes;
       if (err) {
         h.failed = `write error ${err.code ?? ''}`;
         this.log.error({ event: 'write_error', path: toVirtual(h.rel), err: err.message }, 'write failed');
-        return this.replyError(reqid, err);
+      } else {
+        h.bytesWritten += bytes;
       }
-      h.bytesWritten += len;
-      this.reply(reqid, STATUS_CODE.OK);
-    });
+      for (const w of batch) {
+        if (err) this.replyError(w.reqid, err);
+        else this.reply(w.reqid, STATUS_CODE.OK);
+      }
+      for (let i = 0; i < batch.length; i++) this.settle(h);
+      if (this.paused) this.maybeResume();
+      this.flushWrites(h);
+    };
+    if (batch.length === 1) writeAll(h.fd, batch[0].data, batch[0].pos, done);
+    else writevAll(h.fd, batch.map((w) => w.data), batch[0].pos, done);
   }
 
   private settle(h: FileHandle): void {
@@ -626,6 +678,7 @@ export class SftpSession {
     partialPath: string,
     o: { fd?: number; hash: Hash | null; hashedUpTo: number; startedAt: number },
   ): Promise<void> {
+    const t0 = Date.now();
     let size: number;
     if (o.fd !== undefined) {
       const fd = o.fd;
@@ -649,7 +702,8 @@ export class SftpSession {
     this.tenant.uploads.delete(fromRel);
     this.tenant.rememberCompleted(name, { size, mtime: toSec(Date.now()) });
     const durationMs = Date.now() - o.startedAt;
-    this.log.info({ event: 'upload_completed', path: toVirtual(name), size, sha256, durationMs, inboxPath }, 'upload completed');
+    const finalizeMs = Date.now() - t0;
+    this.log.info({ event: 'upload_completed', path: toVirtual(name), size, sha256, durationMs, finalizeMs, inboxPath }, 'upload completed');
     try {
       this.ctx.onUploadComplete({ tenantId: this.tenant.tenantId, name, inboxPath, size, sha256, durationMs });
     } catch (e) {
