@@ -38,23 +38,27 @@ export async function dryRunPlan(app: App, tenant: TenantConfig, desired = loadD
 
 /**
  * Reconciles a tenant after files arrived (or on schedule). Returns null when there is nothing to do
- * (every file a duplicate). A run where no file was accepted reports the rejections and plans nothing.
+ * (every file a duplicate, or a schedule with nothing new). A run where no file was accepted reports the
+ * rejections and plans nothing.
  */
 export async function reconcile(app: App, tenant: TenantConfig, trigger: RunTrigger, existingRunId?: number): Promise<Report | null> {
   const { files, problems: fileProblems } = reportFiles(app, trigger.fileIds);
   if (trigger.fileIds.length > 0 && files.every((f) => f.status === 'duplicate')) return null;
   const createdAt = app.now().toISOString();
+  const rejectedOnly = trigger.fileIds.length > 0 && !files.some((f) => f.status === 'accepted');
+  const target = app.target(tenant);
+  const plan = rejectedOnly ? null : buildPlan(loadDesired(app.db, tenant.id), await target.load(tenant.id), planSettings(tenant, createdAt));
+  // A scheduled run with no new file and nothing to change leaves no trace (no run, no report).
+  if (plan && trigger.fileIds.length === 0 && existingRunId === undefined && plan.ops.length === 0 && plan.problems.length === 0) return null;
   const runId = existingRunId ?? createRun(app.db, tenant.id, trigger, createdAt);
   attachFilesToRun(app.db, trigger.fileIds, runId);
   const base = { runId, tenant: tenant.id, trigger: trigger.kind, createdAt, files, fileProblems };
 
-  if (trigger.fileIds.length > 0 && !files.some((f) => f.status === 'accepted')) {
+  if (!plan) {
     const report = buildReport({ ...base, status: 'rejected', plan: null, results: null });
     return publish(app, report, finishRun(app.db, runId, { status: 'rejected', report, now: app.now().toISOString() }));
   }
 
-  const target = app.target(tenant);
-  const plan = buildPlan(loadDesired(app.db, tenant.id), await target.load(tenant.id), planSettings(tenant, createdAt));
   const status = plan.safeguard.held ? 'held' : 'applied';
   let report: Report | undefined;
   let json = '';

@@ -241,9 +241,12 @@ describe('tenant rules against hand-made entries in WT', () => {
   it('never removes hand-made users without an external ID under externalIdOnly', async () => {
     await ingest({ 'groups.csv': GROUPS, 'segments.csv': SEGMENTS, 'users.csv': usersCsv([{ id: 'u1', groups: 'dev' }]) });
     addManual(app.db, 'acme', clock.toISOString()).user({ firstName: 'Hand', lastName: 'Made', username: 'hand@example.com' });
-    const r = (await reconcile(app, app.tenant('acme'), { kind: 'schedule', fileIds: [] }))!;
-    expect(r.counts.removed).toBe(0);
+    // Nothing to change: the scheduled run leaves no run behind at all.
+    expect(await reconcile(app, app.tenant('acme'), { kind: 'schedule', fileIds: [] })).toBeNull();
     expect(view().users).toHaveLength(2);
+    ws.tenant('acme', { rules: { userRemoval: 'all' } });
+    const r = (await reconcile(app, app.tenant('acme'), { kind: 'schedule', fileIds: [] }))!;
+    expect(r.operations.map((o) => [o.op, o.externalId])).toEqual([['remove', null]]);
   });
 
   it('reports a username taken by a hand-made user as a failed operation and applies the rest', async () => {

@@ -1,0 +1,132 @@
+// `wt-sync serve` as a real process: OpenSSH sftp uploads, the watcher, settle and cron triggers, reports read
+// back over SFTP, /healthz, and a clean exit on SIGTERM.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateClientKeyPair } from '../../src/sftp/host-key.js';
+import { run, sshOptions, waitFor } from '../sftp/helpers.js';
+import { CLI, makeWorkspace, REPO, TSX, type Workspace } from '../helpers/workspace.js';
+
+interface Server { child: ChildProcess; sftpPort: number; httpPort: number; stdout: () => string; stderr: () => string }
+
+async function startServe(ws: Workspace, args: string[] = []): Promise<Server> {
+  const child = spawn(process.execPath, ['--import', TSX, CLI, '--config', ws.configPath, 'serve', ...args], {
+    cwd: ws.dir, env: { ...process.env, WT_SYNC_SFTP_PORT: '0', WT_SYNC_HTTP_PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (err += d));
+  await waitFor(() => /HTTP +http/.test(out) || child.exitCode !== null, 30_000, 'serve to start');
+  if (child.exitCode !== null) throw new Error(`serve exited ${child.exitCode}: ${err}`);
+  return {
+    child,
+    sftpPort: Number(/SFTP +\S+:(\d+)/.exec(out)![1]),
+    httpPort: Number(/http:\/\/[^:]+:(\d+)/.exec(out)![1]),
+    stdout: () => out,
+    stderr: () => err,
+  };
+}
+
+async function stop(server: Server): Promise<number | null> {
+  if (server.child.exitCode !== null) return server.child.exitCode;
+  const exited = new Promise<number | null>((resolve) => server.child.once('exit', (code) => resolve(code)));
+  server.child.kill('SIGTERM');
+  return exited;
+}
+
+function sftp(port: number, key: string, tenant: string, lines: string[], cwd: string) {
+  return run('sftp', [...sshOptions(port, key), '-P', String(port), '-b', '-', `${tenant}@127.0.0.1`], { input: lines.join('\n') + '\n', cwd });
+}
+
+const reportsOf = (ws: Workspace, tenant: string) => {
+  const dir = path.join(ws.dir, 'data/tenants', tenant, 'home/reports');
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.txt')).sort() : [];
+};
+
+describe('serve on a fresh folder', () => {
+  let ws: Workspace;
+  let server: Server;
+  beforeAll(async () => {
+    ws = makeWorkspace();
+    fs.cpSync(path.join(REPO, 'examples'), path.join(ws.dir, 'examples'), { recursive: true });
+    server = await startServe(ws, ['--settle-seconds', '1']);
+  }, 60_000);
+  afterAll(async () => {
+    await stop(server);
+    ws.cleanup();
+  });
+
+  it('creates the host key and a demo tenant, and prints how to upload', () => {
+    const hostKey = path.join(ws.dir, 'keys/host/ssh_host_ed25519_key');
+    expect(fs.statSync(hostKey).mode & 0o777).toBe(0o600);
+    expect(server.stdout()).toMatch(/host key SHA256:[A-Za-z0-9+/]{43}/);
+    expect(server.stdout()).toContain("echo 'put examples/*.csv' | sftp -b - -i keys/tenants/demo/id_ed25519");
+    expect(fs.existsSync(path.join(ws.dir, 'config/tenants/demo.yaml'))).toBe(true);
+  });
+
+  it('answers /healthz', async () => {
+    const res = await fetch(`http://127.0.0.1:${server.httpPort}/healthz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ok' });
+  });
+
+  it('reconciles an OpenSSH upload once it settles, and the customer reads the report back', async () => {
+    const key = path.join(ws.dir, 'keys/tenants/demo/id_ed25519');
+    const put = await sftp(server.sftpPort, key, 'demo', ['put examples/*.csv', 'ls'], ws.dir);
+    expect(put.code, put.stderr).toBe(0);
+    // One settle window for the three files: one run, one report.
+    await waitFor(() => reportsOf(ws, 'demo').length === 1, 15_000, 'the report');
+    const name = reportsOf(ws, 'demo')[0];
+    const get = await sftp(server.sftpPort, key, 'demo', [`get reports/${name} got.txt`], ws.dir);
+    expect(get.code, get.stderr).toBe(0);
+    const report = fs.readFileSync(path.join(ws.dir, 'got.txt'), 'utf8');
+    expect(report).toMatch(/status: applied/);
+    expect(report).toMatch(/wt_users\.csv \(users, \d+ bytes, sha256 [0-9a-f]{16}…\): accepted, 25\/25 rows valid/);
+    // Processed files left the customer's view for the archive.
+    const ls = await sftp(server.sftpPort, key, 'demo', ['ls -1'], ws.dir);
+    expect(ls.stdout).not.toMatch(/wt_users\.csv/);
+    const users = ws.cli(['directory', 'users', '--tenant', 'demo', '--json']);
+    expect(JSON.parse(users.stdout)).toHaveLength(25);
+  }, 60_000);
+
+  it('picks up a file copied into the inbox by other means', async () => {
+    const before = reportsOf(ws, 'demo').length;
+    const inbox = path.join(ws.dir, 'data/tenants/demo/inbox');
+    const body = fs.readFileSync(path.join(ws.dir, 'examples/wt_segments.csv'), 'utf8') + 'Norway;no\n';
+    fs.writeFileSync(path.join(inbox, '.wt_segments.csv.tmp'), body);
+    fs.renameSync(path.join(inbox, '.wt_segments.csv.tmp'), path.join(inbox, 'wt_segments.csv'));
+    await waitFor(() => reportsOf(ws, 'demo').length === before + 1, 15_000, 'a report for the copied file');
+    const segments = JSON.parse(ws.cli(['directory', 'segments', '--tenant', 'demo', '--json']).stdout);
+    expect(segments.map((s: { externalId: string }) => s.externalId)).toContain('no');
+    expect(fs.readdirSync(inbox)).toEqual([]);
+  }, 60_000);
+
+  it('exits 0 on SIGTERM', async () => {
+    expect(await stop(server)).toBe(0);
+    expect(server.stderr()).toMatch(/"msg":"stopped"/);
+  }, 60_000);
+});
+
+describe('a tenant synced on a cron schedule', () => {
+  it('receives uploads at once but reconciles only on its schedule', async () => {
+    const ws = makeWorkspace();
+    const pair = generateClientKeyPair(path.join(ws.dir, 'keys/tenants/acme'));
+    // Every 2 seconds (node-cron takes a seconds field), Stockholm time.
+    ws.tenant('acme', { keys: [pair.publicKeyLine], sync: { trigger: 'cron', cron: '*/2 * * * * *', timezone: 'Europe/Stockholm' } });
+    const server = await startServe(ws);
+    try {
+      fs.cpSync(path.join(REPO, 'examples'), path.join(ws.dir, 'examples'), { recursive: true });
+      const put = await sftp(server.sftpPort, pair.privateKeyPath, 'acme', ['put examples/wt_groups.csv'], ws.dir);
+      expect(put.code, put.stderr).toBe(0);
+      await waitFor(() => reportsOf(ws, 'acme').length === 1, 15_000, 'the scheduled run');
+      const report = fs.readFileSync(path.join(ws.dir, 'data/tenants/acme/home/reports', reportsOf(ws, 'acme')[0]), 'utf8');
+      expect(report).toMatch(/trigger: schedule/);
+      expect(report).toMatch(/created 8/);
+    } finally {
+      expect(await stop(server)).toBe(0);
+      ws.cleanup();
+    }
+  }, 60_000);
+});
