@@ -63,7 +63,6 @@ class FileRun {
   /** Created at the first row, when the file's line-break style is known. */
   lines: LineTracker | null = null;
   header: string[] | null = null;
-  headerLine = 0;
   dataRows = 0;
   validRows = 0;
   invalidRows = 0;
@@ -98,7 +97,6 @@ class FileRun {
   private onHeader(cells: CsvRow, line: number): void {
     const header = cells.map((c) => c.trim());
     this.header = header;
-    this.headerLine = line;
     const spec = this.opts.spec;
     if (header.length === 1 && spec.columns.length > 1) {
       const sep = foreignSeparator(header[0]);
