@@ -1,5 +1,5 @@
 // Host key (server identity) and client key pairs (demo tenant), Ed25519 in OpenSSH format.
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
@@ -19,6 +19,45 @@ export function fingerprintOfKey(key: Buffer | string): string {
   return fingerprintOfBlob(k.getPublicSSH());
 }
 
+function sshString(b: Buffer | string): Buffer {
+  const buf = typeof b === 'string' ? Buffer.from(b) : b;
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(buf.length, 0);
+  return Buffer.concat([len, buf]);
+}
+
+/**
+ * A new Ed25519 key pair in OpenSSH formats (private: "openssh-key-v1", unencrypted; public: authorized_keys
+ * line). Built with node:crypto rather than ssh2's keygen, which drops a leading zero byte of the public key
+ * now and then (about 1 key in 300 cannot be parsed back).
+ */
+export function generateEd25519(comment: string): { private: string; public: string } {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const pub = Buffer.from(publicKey.export({ format: 'jwk' }).x as string, 'base64url');
+  const seed = Buffer.from(privateKey.export({ format: 'jwk' }).d as string, 'base64url');
+  if (pub.length !== 32 || seed.length !== 32) throw new Error('unexpected Ed25519 key size');
+  const blob = Buffer.concat([sshString('ssh-ed25519'), sshString(pub)]);
+  const check = randomBytes(4);
+  let priv = Buffer.concat([check, check, sshString('ssh-ed25519'), sshString(pub), sshString(Buffer.concat([seed, pub])), sshString(comment)]);
+  const pad: number[] = [];
+  for (let i = 1; (priv.length + pad.length) % 8 !== 0; i++) pad.push(i);
+  priv = Buffer.concat([priv, Buffer.from(pad)]);
+  const body = Buffer.concat([
+    Buffer.from('openssh-key-v1\0'),
+    sshString('none'),
+    sshString('none'),
+    sshString(''),
+    Buffer.from([0, 0, 0, 1]),
+    sshString(blob),
+    sshString(priv),
+  ]).toString('base64');
+  const lines = body.match(/.{1,70}/g) ?? [];
+  return {
+    private: `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines.join('\n')}\n-----END OPENSSH PRIVATE KEY-----\n`,
+    public: `ssh-ed25519 ${blob.toString('base64')} ${comment}`,
+  };
+}
+
 function writeSecret(path: string, data: string): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, data, { mode: 0o600 });
@@ -35,7 +74,7 @@ export function ensureHostKey(keysDir: string): { key: Buffer; fingerprint: stri
   const path = join(dir, 'ssh_host_ed25519_key');
   if (!existsSync(path)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const pair = utils.generateKeyPairSync('ed25519', { comment: 'wt-sync host key' });
+    const pair = generateEd25519('wt-sync host key');
     writeSecret(path, pair.private);
     writeFileSync(`${path}.pub`, pair.public.trim() + '\n', { mode: 0o644 });
   }
@@ -58,7 +97,7 @@ export function generateClientKeyPair(dir: string, comment = 'wt-sync tenant key
     return { privateKeyPath, publicKeyLine: readFileSync(publicPath, 'utf8').trim() };
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const pair = utils.generateKeyPairSync('ed25519', { comment });
+  const pair = generateEd25519(comment);
   writeSecret(privateKeyPath, pair.private);
   const publicKeyLine = pair.public.trim();
   writeFileSync(publicPath, publicKeyLine + '\n', { mode: 0o644 });

@@ -43,6 +43,8 @@ export interface SftpLimits {
   ban: BanSettings;
   /** Authentication attempts (other than `none`) per connection before it is closed. */
   maxAuthAttemptsPerConnection: number;
+  /** WRITE data held in memory per SFTP session before the server stops granting SSH window. Default 16 MiB. */
+  maxBufferedWriteBytes: number;
   /** How long a completed upload's name still answers STAT/SETSTAT. */
   recentlyCompletedMs: number;
   /** In-progress uploads untouched for this long are deleted at start-up. */
@@ -59,6 +61,7 @@ export const DEFAULT_SFTP_LIMITS: SftpLimits = {
   idleTimeoutMs: 15 * 60_000,
   ban: { maxFailures: 10, windowMs: 10 * 60_000, banMs: 15 * 60_000 },
   maxAuthAttemptsPerConnection: 10,
+  maxBufferedWriteBytes: 16 * 1024 * 1024,
   recentlyCompletedMs: 2 * 60_000,
   partialRetentionMs: 7 * 24 * 3600_000,
 };

@@ -28,6 +28,8 @@ export interface SessionLimits {
   maxFileBytes: number;
   tenantQuotaBytes: number;
   maxHandlesPerSession: number;
+  /** WRITE bytes held in memory per session before the server stops granting SSH window. */
+  maxBufferedWriteBytes: number;
 }
 
 export interface CompletedUploadInfo {
@@ -55,10 +57,6 @@ export interface SessionContext {
 const MAX_READ = 255 * 1024;
 /** Entries per READDIR answer. */
 const READDIR_BATCH = 128;
-/** Stop reading from the channel when this many WRITE bytes are waiting for the disk… */
-const PAUSE_WRITE_BYTES = 16 * 1024 * 1024;
-/** …and resume below this. */
-const RESUME_WRITE_BYTES = 4 * 1024 * 1024;
 /** Stop reading from the channel when this many answers wait for the client's window. */
 const PAUSE_OUT_PACKETS = 512;
 const SSH_MAX_WINDOW = 2 * 1024 * 1024; // ssh2's channel window (lib/Channel.js MAX_WINDOW)
@@ -216,6 +214,9 @@ export class SftpSession {
   private nextHandle = 1;
   private inflightWriteBytes = 0;
   private paused = false;
+  private finishing = 0;
+  /** How often the session stopped reading because of buffered data (for tests and diagnostics). */
+  pauses = 0;
   private pauseTimer: NodeJS.Timeout | undefined;
   private sftp: SFTPWrapper | undefined;
   private ended = false;
@@ -229,9 +230,9 @@ export class SftpSession {
     return this.ctx.tenant;
   }
 
-  /** Number of open write handles (in-flight uploads). */
+  /** Number of open write handles and uploads being completed (in-flight uploads). */
   get openWrites(): number {
-    let n = 0;
+    let n = this.finishing;
     for (const h of this.handles.values()) if (h.kind === 'file' && h.writable) n++;
     return n;
   }
@@ -300,6 +301,7 @@ export class SftpSession {
     chan.push = (data: Buffer | null) => {
       const r = orig(data);
       if (data !== null && this.mustPause()) {
+        if (!this.paused) this.pauses++;
         this.paused = true;
         this.pauseTimer ??= setInterval(() => this.maybeResume(), 20);
         return false;
@@ -314,12 +316,12 @@ export class SftpSession {
   }
 
   private mustPause(): boolean {
-    return this.inflightWriteBytes > PAUSE_WRITE_BYTES || this.outQueued() > PAUSE_OUT_PACKETS;
+    return this.inflightWriteBytes > this.ctx.limits.maxBufferedWriteBytes || this.outQueued() > PAUSE_OUT_PACKETS;
   }
 
   private maybeResume(): void {
     if (!this.paused) return;
-    if (!this.ended && (this.inflightWriteBytes > RESUME_WRITE_BYTES || this.outQueued() > PAUSE_OUT_PACKETS / 4)) return;
+    if (!this.ended && (this.inflightWriteBytes > this.ctx.limits.maxBufferedWriteBytes / 4 || this.outQueued() > PAUSE_OUT_PACKETS / 4)) return;
     this.paused = false;
     if (this.pauseTimer) clearInterval(this.pauseTimer);
     this.pauseTimer = undefined;
@@ -642,8 +644,14 @@ export class SftpSession {
       this.reply(reqid, STATUS_CODE.OK);
       return;
     }
-    await this.finishWrite(h, false);
-    this.reply(reqid, STATUS_CODE.OK);
+    // Still an upload in flight for close(graceMs) until the file is in the inbox and the client has its answer.
+    this.finishing++;
+    try {
+      await this.finishWrite(h, false);
+      this.reply(reqid, STATUS_CODE.OK);
+    } finally {
+      this.finishing--;
+    }
   }
 
   /**
@@ -958,7 +966,7 @@ export class SftpSession {
       if (h.writable) await this.finishWrite(h, true).catch(() => undefined);
       else await closeFd(h.fd);
     }
-    this.log.debug({ event: 'sftp_session_end', reason }, 'sftp session ended');
+    this.log.debug({ event: 'sftp_session_end', reason, flowControlPauses: this.pauses }, 'sftp session ended');
   }
 }
 

@@ -66,6 +66,7 @@ describe('OpenSSH sftp client', () => {
     // Completed files left the customer's view and nothing is left half-way.
     expect(readdirSync(f.partial('a'))).toEqual([]);
     expect(readdirSync(f.home('a')).sort()).toEqual(['reports', 'sub']);
+    await waitFor(() => f.events.some((e) => e.event === 'disconnect'), 5000, 'disconnect event');
     const ev = f.events.map((e) => e.event);
     for (const e of ['connect', 'auth_success', 'open', 'close', 'rename', 'remove', 'upload_completed', 'disconnect']) expect(ev).toContain(e);
     const auth = f.events.find((e) => e.event === 'auth_success')!;

@@ -1,11 +1,11 @@
 // Pure helpers: virtual paths, temporary names, partial keys, ban list, key parsing, host keys.
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BanList, findAuthorizedKey, parseAuthorizedKey } from '../../src/sftp/auth.js';
-import { ensureHostKey, fingerprintOfKey, generateClientKeyPair } from '../../src/sftp/host-key.js';
+import { ensureHostKey, fingerprintOfKey, generateClientKeyPair, generateEd25519 } from '../../src/sftp/host-key.js';
 import { isInReports, isTemporaryName, normalizeVirtualPath, PathError, partialKey, relFromPartialKey } from '../../src/sftp/paths.js';
 import { inboxRelativeName } from '../../src/sftp/tenant-store.js';
 import { longname } from '../../src/sftp/session.js';
@@ -95,8 +95,22 @@ describe('keys', () => {
     expect(fingerprintOfKey(readFileSync(k.privateKeyPath))).toBe(fingerprintOfKey(k.publicKeyLine));
   });
 
+  it('generateEd25519 always yields keys OpenSSH and ssh2 read back (ssh2 keygen fails ~1/300)', async () => {
+    for (let i = 0; i < 500; i++) {
+      const p = generateEd25519('c');
+      const k = ssh2.utils.parseKey(p.private);
+      expect(k).not.toBeInstanceOf(Error);
+      const pub = ssh2.utils.parseKey(p.public) as ssh2.ParsedKey;
+      expect(pub.verify(Buffer.from('m'), (k as ssh2.ParsedKey).sign(Buffer.from('m')))).toBe(true);
+    }
+    const p = generateEd25519('check me');
+    const file = join(dir, 'kg');
+    writeFileSync(file, p.private, { mode: 0o600 });
+    expect((await run('ssh-keygen', ['-y', '-f', file])).stdout.trim()).toBe(p.public);
+  });
+
   it('parses authorized keys: ed25519/ecdsa/rsa≥2048 accepted, rsa 1024, DSA-like junk and private keys refused', () => {
-    const ed = ssh2.utils.generateKeyPairSync('ed25519');
+    const ed = generateEd25519('t');
     const ec = ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256 });
     const rsa = ssh2.utils.generateKeyPairSync('rsa', { bits: 2048 });
     const weak = ssh2.utils.generateKeyPairSync('rsa', { bits: 1024 });
