@@ -61,7 +61,7 @@ export async function receiveFile(app: App, tenant: TenantConfig, file: string, 
   const spec = tenant.files[match.type]!;
   const sink = new StagingSink(app.config.paths.tmpDir);
   try {
-    const result = await parseFile(fs.createReadStream(file), sink, {
+    const result = await parseFile(fs.createReadStream(file, { highWaterMark: 1 << 20 }), sink, {
       type: match.type,
       spec,
       fileName: name,

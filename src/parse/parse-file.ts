@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import type { EntityRecord, FileType, Problem } from '../model.js';
 import type { TenantFileSpec } from '../config/schema.js';
 import { entityIdOf, FIELD_LABELS, rowProblem, type Column } from './columns.js';
-import { CheckedCsvStream, isBlankRow, LineTracker, locateSyntaxError, usesLoneCR, type CsvRow, type CsvSyntaxError } from './csv.js';
+import { CsvRowStream, isBlankRow, LineTracker, locateSyntaxError, usesLoneCR, type CsvRow, type CsvSyntaxError } from './csv.js';
 import { checkGroupTree, GroupRowMapper, type GroupEntry } from './groups.js';
 import { checkHeader, foreignSeparator, separatorProblem } from './header.js';
 import { SegmentRowMapper } from './segments.js';
@@ -268,13 +268,13 @@ function duplicateProblem(
 
 export async function parseFile(input: Readable, sink: RowSink, opts: ParseOptions): Promise<ParseResult> {
   const guard = new Utf8Guard(opts.onProgress);
-  const csv = new CheckedCsvStream();
+  const csv = new CsvRowStream();
   const run = new FileRun(sink, opts, guard);
   try {
     // Pulling rows with for-await gives backpressure end to end: the file is read only
     // as fast as rows are validated and stored.
-    await pipeline(input, guard, csv, async (rows: AsyncIterable<CsvRow>) => {
-      for await (const row of rows) run.row(row);
+    await pipeline(input, guard, csv, async (batches: AsyncIterable<CsvRow[]>) => {
+      for await (const batch of batches) for (const row of batch) run.row(row);
     });
   } catch (err) {
     run.onError(err);

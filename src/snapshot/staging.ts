@@ -1,43 +1,101 @@
 // Valid rows stream into a private throwaway SQLite file while a file is parsed: memory stays flat however
-// large the file, duplicates are found by unique indexes, and nothing reaches the service database until the
-// whole file is accepted (then `commitSnapshot` copies the rows over in one transaction).
+// large the file, and nothing reaches the service database until the whole file is accepted (then
+// `commitSnapshot` copies the rows over in one transaction).
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { EntityRecord } from '../model.js';
 import type { DuplicateConflict, RowSink } from '../parse/parse-file.js';
 
+/**
+ * Exact duplicate detection in a few bytes per row: an open-addressing table of (hash, line) pairs. A hash match
+ * is confirmed by reading the earlier row's key back from the staging file, so collisions never give a false
+ * duplicate. Cheaper than a unique SQLite index (no B-tree of random keys) and no strings kept in the heap.
+ */
+class LineIndex {
+  private hashes = new Uint32Array(1 << 14);
+  private lines = new Int32Array(1 << 14); // 0 = empty slot
+  private size = 0;
+
+  constructor(private readonly keyAt: (line: number) => string | null) {}
+
+  /** The line already holding `key`, or null after recording `line` for it. */
+  claim(key: string, line: number): number | null {
+    const h = hash(key);
+    const mask = this.lines.length - 1;
+    let i = h & mask;
+    while (this.lines[i] !== 0) {
+      if (this.hashes[i] === h && this.keyAt(this.lines[i]) === key) return this.lines[i];
+      i = (i + 1) & mask;
+    }
+    this.hashes[i] = h;
+    this.lines[i] = line;
+    if (++this.size * 2 > this.lines.length) this.grow();
+    return null;
+  }
+
+  private grow(): void {
+    const { hashes, lines } = this;
+    this.hashes = new Uint32Array(hashes.length * 2);
+    this.lines = new Int32Array(lines.length * 2);
+    const mask = this.lines.length - 1;
+    for (let j = 0; j < lines.length; j++) {
+      if (lines[j] === 0) continue;
+      let i = hashes[j] & mask;
+      while (this.lines[i] !== 0) i = (i + 1) & mask;
+      this.hashes[i] = hashes[j];
+      this.lines[i] = lines[j];
+    }
+  }
+}
+
+/** FNV-1a over UTF-16 code units. */
+function hash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
 export class StagingSink implements RowSink {
   readonly file: string;
   private readonly db: Database.Database;
   private readonly insert: Database.Statement;
-  private readonly byExternalId: Database.Statement;
-  private readonly byUsername: Database.Statement;
+  private readonly ids: LineIndex;
+  private readonly usernames: LineIndex;
   rows = 0;
 
   constructor(dir: string) {
     fs.mkdirSync(dir, { recursive: true });
     this.file = path.join(dir, `staging-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.sqlite`);
     this.db = new Database(this.file);
+    // A throwaway file: no journal, no fsync, one connection.
     this.db.pragma('journal_mode = OFF');
     this.db.pragma('synchronous = OFF');
-    this.db.exec(`CREATE TABLE rows (line INTEGER NOT NULL, external_id TEXT NOT NULL UNIQUE, username TEXT UNIQUE, data TEXT NOT NULL)`);
-    this.insert = this.db.prepare('INSERT INTO rows (line, external_id, username, data) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING');
-    this.byExternalId = this.db.prepare('SELECT line FROM rows WHERE external_id = ?').pluck();
-    this.byUsername = this.db.prepare('SELECT line FROM rows WHERE username = ?').pluck();
+    this.db.pragma('locking_mode = EXCLUSIVE');
+    this.db.exec('CREATE TABLE rows (line INTEGER PRIMARY KEY, external_id TEXT NOT NULL, username TEXT, data TEXT NOT NULL)');
+    this.insert = this.db.prepare('INSERT INTO rows (line, external_id, username, data) VALUES (?, ?, ?, ?)');
+    const idAt = this.db.prepare('SELECT external_id FROM rows WHERE line = ?').pluck();
+    const usernameAt = this.db.prepare('SELECT username FROM rows WHERE line = ?').pluck();
+    this.ids = new LineIndex((line) => idAt.get(line) as string | null);
+    this.usernames = new LineIndex((line) => usernameAt.get(line) as string | null);
     // One long transaction on a private file: nobody else ever sees or waits on it.
     this.db.exec('BEGIN');
   }
 
   add(record: EntityRecord, line: number): DuplicateConflict | null {
+    const firstId = this.ids.claim(record.externalId, line);
+    if (firstId !== null) return { field: 'externalId', firstLine: firstId };
     const username = 'username' in record ? record.username : null;
-    if (this.insert.run(line, record.externalId, username, JSON.stringify(record)).changes === 1) {
-      this.rows++;
-      return null;
+    if (username !== null) {
+      const firstUser = this.usernames.claim(username, line);
+      if (firstUser !== null) return { field: 'username', firstLine: firstUser };
     }
-    const first = this.byExternalId.get(record.externalId) as number | undefined;
-    if (first !== undefined) return { field: 'externalId', firstLine: first };
-    return { field: 'username', firstLine: this.byUsername.get(username) as number };
+    this.insert.run(line, record.externalId, username, JSON.stringify(record));
+    this.rows++;
+    return null;
   }
 
   /** Ends writing; the file stays for `commitSnapshot` to copy from. */

@@ -33,7 +33,8 @@ export const MIGRATIONS: string[] = [
     line INTEGER NOT NULL,
     external_id TEXT NOT NULL,
     data TEXT NOT NULL,
-    PRIMARY KEY (snapshot_id, external_id)
+    -- Keyed by line: rows arrive and are read in file order (external IDs are unique per snapshot by staging).
+    PRIMARY KEY (snapshot_id, line)
   ) WITHOUT ROWID;
 
   CREATE TABLE snapshot_problems (
