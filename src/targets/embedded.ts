@@ -42,10 +42,16 @@ export class EmbeddedTarget implements Target {
 }
 
 export function readDirectory(db: Db, tenant: string): DirectoryState {
-  const cols = USER_SCALAR_FIELDS.map((f) => `${USER_COLUMNS[f]} AS ${f}`).join(', ');
-  const users = db
-    .prepare(`SELECT id, external_id AS externalId, ${cols}, removed_at AS removedAt, purge_after AS purgeAfter FROM dir_users WHERE tenant = ? ORDER BY id`)
-    .all(tenant) as DirectoryUser[];
+  const cols = USER_SCALAR_FIELDS.map((f) => USER_COLUMNS[f]).join(', ');
+  // Raw rows turned into objects here: better-sqlite3's named-column objects cost twice as much for 100k users.
+  const users = (db.prepare(`SELECT id, external_id, ${cols}, removed_at, purge_after FROM dir_users WHERE tenant = ? ORDER BY id`).raw().all(tenant) as unknown[][])
+    .map((r): DirectoryUser => {
+      const u = { id: r[0], externalId: r[1] } as DirectoryUser;
+      for (let i = 0; i < USER_SCALAR_FIELDS.length; i++) (u as unknown as Record<string, unknown>)[USER_SCALAR_FIELDS[i]] = r[2 + i];
+      u.removedAt = r[2 + USER_SCALAR_FIELDS.length] as string | null;
+      u.purgeAfter = r[3 + USER_SCALAR_FIELDS.length] as string | null;
+      return u;
+    });
   const groups = db.prepare('SELECT id, external_id AS externalId, name, parent_id AS parentId FROM dir_groups WHERE tenant = ? ORDER BY id').all(tenant) as DirectoryState['groups'];
   const segments = db.prepare('SELECT id, external_id AS externalId, name FROM dir_segments WHERE tenant = ? ORDER BY id').all(tenant) as DirectoryState['segments'];
   const memberships = db
