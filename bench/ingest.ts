@@ -1,0 +1,361 @@
+// `npm run bench:ingest -- --rows N [--repeat 3] [--keep]`: ingest benchmark (issue #2 §10).
+// Generates 2,000 groups, 50 segments and N users in a fresh temp folder, then measures:
+//   raw fast-csv parse rows/s (the baseline), parse + validate + stage rows/s and their ratio,
+//   day 1 end to end (receive groups + segments + users, reconcile into an empty directory),
+//   day 2 with 1% of users' titles changed (plan and apply times), and peak RSS per stage.
+// The last line printed is one JSON object with every figure.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { openApp, type App } from '../src/app.js';
+import { reconcile } from '../src/apply/run.js';
+import { writeTenant } from '../src/config/load.js';
+import type { TenantConfig } from '../src/config/schema.js';
+import { SEED_COLUMNS, SEED_HEADERS } from '../src/config/tenant-template.js';
+import { receiveFile, sha256File } from '../src/intake/receive.js';
+import { parseFile, type RowSink } from '../src/parse/parse-file.js';
+import { rawParseCount } from '../src/parse/raw.js';
+import { buildPlan } from '../src/plan/plan.js';
+import { StagingSink } from '../src/snapshot/staging.js';
+import { loadDesired } from '../src/store/snapshots.js';
+import type { Target } from '../src/targets/target.js';
+import { writeGroups, writeSegments, writeUsers } from './lib/generate.js';
+
+const TENANT = 'bench';
+const GROUPS = 2000;
+const SEGMENTS = 50;
+const TARGET_RATIO = 0.6;
+const TARGET_E2E_MS_100K = 3000;
+const TARGET_RSS_MB_1M = 300;
+
+interface Args { rows: number; repeat: number; keep: boolean }
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { rows: 100_000, repeat: 3, keep: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--rows') args.rows = Number(value().replace(/_/g, ''));
+    else if (a.startsWith('--rows=')) args.rows = Number(a.slice(7).replace(/_/g, ''));
+    else if (a === '--repeat') args.repeat = Number(value());
+    else if (a === '--keep') args.keep = true;
+    else if (a === '--help' || a === '-h') {
+      console.log('usage: npm run bench:ingest -- [--rows N (default 100000)] [--repeat K (default 3, best of K)] [--keep (keep the temp folder)]');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  if (!Number.isInteger(args.rows) || args.rows < 1) throw new Error('--rows must be a positive integer');
+  if (!Number.isInteger(args.repeat) || args.repeat < 1) throw new Error('--repeat must be a positive integer');
+  return args;
+}
+
+const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
+/** Peak resident set size so far, MB (Linux reports maxRSS in KiB). */
+const peakRssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
+const rssMb = () => mb(process.memoryUsage().rss);
+const heapMb = () => mb(process.memoryUsage().heapUsed);
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const ms = (n: number) => Math.round(n);
+const rate = (rows: number, t: number) => Math.round((rows * 1000) / t);
+
+/** CPU time (user + system, ms) of the last `timed` call: wall times on a busy machine include waiting for a core. */
+let lastCpuMs = 0;
+const cpuNow = () => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
+
+async function timed<T>(fn: () => Promise<T> | T): Promise<[T, number]> {
+  const c0 = cpuNow();
+  const t0 = performance.now();
+  const result = await fn();
+  const wall = performance.now() - t0;
+  lastCpuMs = cpuNow() - c0;
+  return [result, wall];
+}
+
+/** Memory after each stage: the peak only ever rises, so the stage where it jumps is the one responsible. */
+const memory: { stage: string; rssMb: number; heapMb: number; peakRssMb: number }[] = [];
+function mark(stage: string): void {
+  const m = { stage, rssMb: rssMb(), heapMb: heapMb(), peakRssMb: peakRssMb() };
+  memory.push(m);
+  console.log(`      [memory] after ${m.stage}: rss ${m.rssMb} MB, heap used ${m.heapMb} MB, peak rss so far ${m.peakRssMb} MB`);
+}
+
+/** parse + validate only: keeps nothing, so the difference to StagingSink is the cost of staging. */
+class CountingSink implements RowSink {
+  rows = 0;
+  add(): null {
+    this.rows++;
+    return null;
+  }
+}
+
+/** Wraps the app's target to time load() and apply() inside reconcile (apply includes the run's bookkeeping commit). */
+function timeTarget(app: App): { load: number; apply: number; ops: number } {
+  const times = { load: 0, apply: 0, ops: 0 };
+  const original = app.target.bind(app);
+  app.target = (tenant: TenantConfig): Target => {
+    const t = original(tenant);
+    return {
+      kind: t.kind,
+      load: async (id) => {
+        const [r, d] = await timed(() => t.load(id));
+        times.load += d;
+        return r;
+      },
+      apply: async (id, ops, settings, record) => {
+        times.ops += ops.length;
+        const t0 = performance.now();
+        try {
+          return await t.apply(id, ops, settings, record);
+        } finally {
+          times.apply += performance.now() - t0; // also when apply throws (its transaction rolled back)
+        }
+      },
+    };
+  };
+  return times;
+}
+
+interface RunOutcome { status: string; counts: unknown; error?: string }
+
+/**
+ * reconcile, but a failure after the run committed (e.g. while writing the report files) is recorded rather than
+ * fatal: the run's status and counts then come from the runs table, and the error is printed with the figures.
+ */
+async function runReconcile(app: App, tenant: TenantConfig, fileIds: number[]): Promise<RunOutcome> {
+  try {
+    const report = await reconcile(app, tenant, { kind: 'upload', fileIds });
+    return { status: report?.status ?? 'nothing to do', counts: report?.counts };
+  } catch (err) {
+    const row = app.db.prepare("SELECT id, status, json_extract(report, '$.counts') AS counts FROM runs WHERE tenant = ? ORDER BY id DESC LIMIT 1")
+      .get(tenant.id) as { id: number; status: string; counts: string | null } | undefined;
+    const e = err as Error;
+    const where = (e.stack ?? '').split('\n').slice(1, 4).map((l) => l.trim()).join(' < ');
+    return { status: row?.status ?? 'failed', counts: row?.counts ? JSON.parse(row.counts) : null, error: `${e.name}: ${e.message} (${where})` };
+  }
+}
+
+/** The plan as reconcile builds it (dryRunPlan = loadDesired, target.load, buildPlan), each step timed; only numbers escape. */
+async function measurePlan(app: App, tenant: TenantConfig, expectedUpdates: number) {
+  const [desired, loadDesiredMs] = await timed(() => loadDesired(app.db, tenant.id));
+  mark('day 2 loadDesired');
+  const [dir, targetLoadMs] = await timed(() => app.target(tenant).load(tenant.id));
+  mark('day 2 target.load');
+  const [plan, buildPlanMs] = await timed(() => buildPlan(desired, dir, {
+    tenant: tenant.id, rules: tenant.rules, now: app.now().toISOString(),
+    maxRemovals: tenant.safeguards.maxRemovals, maxRemovalPercent: tenant.safeguards.maxRemovalPercent,
+  }));
+  mark('day 2 buildPlan');
+  const counts = countOps(plan.ops);
+  if ((counts['update user'] ?? 0) !== expectedUpdates || plan.ops.length !== expectedUpdates) {
+    throw new Error(`day 2 plan: expected ${expectedUpdates} user updates only, got ${JSON.stringify(counts)}`);
+  }
+  return { planMs: loadDesiredMs + targetLoadMs + buildPlanMs, loadDesiredMs, targetLoadMs, buildPlanMs, counts };
+}
+
+function countOps(ops: { op: string; entity: string; held?: boolean }[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const o of ops) {
+    const k = `${o.op} ${o.entity}${o.held ? ' (held)' : ''}`;
+    counts[k] = (counts[k] ?? 0) + 1;
+  }
+  return counts;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const N = args.rows;
+  // The bench never touches a real data folder, and logs warnings only.
+  delete process.env.WT_SYNC_DATA_DIR;
+  delete process.env.WT_SYNC_CONFIG;
+  delete process.env.WT_SYNC_LOG_LEVEL;
+
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'wt-sync-bench-'));
+  const filesDir = path.join(root, 'files');
+  fs.mkdirSync(filesDir);
+  const configPath = path.join(root, 'config', 'wt-sync.yaml');
+  const tenantsDir = path.join(root, 'config', 'tenants');
+  fs.mkdirSync(path.dirname(configPath), { recursive: true });
+  fs.writeFileSync(configPath, [
+    `dataDir: ${JSON.stringify(path.join(root, 'data'))}`,
+    `keysDir: ${JSON.stringify(path.join(root, 'keys'))}`,
+    `tenantsDir: ${JSON.stringify(tenantsDir)}`,
+    'log:',
+    '  level: warn',
+    '',
+  ].join('\n'));
+  writeTenant(tenantsDir, TENANT, {
+    name: 'Benchmark tenant',
+    files: {
+      users: { pattern: '*users*.csv', columns: SEED_COLUMNS.users, header: SEED_HEADERS.users },
+      groups: { pattern: '*groups*.csv', columns: SEED_COLUMNS.groups, header: SEED_HEADERS.groups },
+      segments: { pattern: '*segments*.csv', columns: SEED_COLUMNS.segments, header: SEED_HEADERS.segments },
+    },
+    // Day 2 changes titles only (no removals); generous limits keep the bench from ever holding a run.
+    safeguards: { maxRemovals: 1_000_000_000, maxRemovalPercent: 100, maxInvalidRowPercent: 20 },
+  });
+
+  console.log(`wt-sync ingest benchmark: ${fmt(N)} users, ${fmt(GROUPS)} groups, ${SEGMENTS} segments; best of ${args.repeat} for parse rates`);
+  console.log(`node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), temp ${root}`);
+  console.log(`load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (other processes on this machine skew wall times)`);
+
+  try {
+    // ---- generate ----
+    const groupsFile = path.join(filesDir, 'wt_groups.csv');
+    const segmentsFile = path.join(filesDir, 'wt_segments.csv');
+    const usersFile = path.join(filesDir, 'wt_users.csv');
+    const users2File = path.join(filesDir, 'wt_users_day2.csv');
+    const [, genMs] = await timed(async () => {
+      await writeGroups(groupsFile, GROUPS);
+      await writeSegments(segmentsFile, SEGMENTS);
+      await writeUsers(usersFile, { rows: N, groups: GROUPS, segments: SEGMENTS });
+    });
+    const usersBytes = fs.statSync(usersFile).size;
+    console.log(`generated in ${ms(genMs)} ms: users file ${mb(usersBytes)} MB (${Math.round(usersBytes / N)} B/row)`);
+    mark('generate');
+
+    const verdict = (ok: boolean) => (ok ? 'OK' : 'MISSED');
+    const app = openApp({ configPath, logLevel: 'warn' });
+    const tenant = app.tenant(TENANT);
+    const spec = tenant.files.users!;
+    const stageDir = path.join(root, 'stage-bench');
+
+    // ---- (1)–(3) raw fast-csv vs parse + validate (no sink) vs parse + validate + stage ----
+    // Interleaved rounds, best of each: load from other processes then hits all three alike.
+    const parseOpts = { type: 'users' as const, spec, fileName: 'wt_users.csv', maxInvalidRowPercent: tenant.safeguards.maxInvalidRowPercent };
+    const best = { raw: Infinity, rawCpu: Infinity, validate: Infinity, validateCpu: Infinity, stage: Infinity, stageCpu: Infinity };
+    for (let k = 0; k < args.repeat; k++) {
+      const [rows, tRaw] = await timed(() => rawParseCount(fs.createReadStream(usersFile)));
+      if (rows !== N + 1) throw new Error(`raw parse counted ${rows} rows, expected ${N + 1} (header + ${N})`);
+      best.raw = Math.min(best.raw, tRaw);
+      best.rawCpu = Math.min(best.rawCpu, lastCpuMs);
+      if (k === 0) mark('raw parse');
+
+      const [res, tValidate] = await timed(() => parseFile(fs.createReadStream(usersFile), new CountingSink(), parseOpts));
+      if (res.status !== 'accepted' || res.validRows !== N) throw new Error(`parse: ${res.status}, ${res.validRows}/${res.dataRows} valid; first problems: ${JSON.stringify(res.problems.slice(0, 3))}`);
+      best.validate = Math.min(best.validate, tValidate);
+      best.validateCpu = Math.min(best.validateCpu, lastCpuMs);
+      if (k === 0) mark('parse + validate (no sink)');
+
+      const sink = new StagingSink(stageDir);
+      try {
+        const [staged, tStage] = await timed(async () => {
+          const r = await parseFile(fs.createReadStream(usersFile), sink, parseOpts);
+          sink.finish();
+          return r;
+        });
+        if (staged.status !== 'accepted' || staged.validRows !== N) throw new Error(`stage: ${staged.status}, ${staged.validRows}/${staged.dataRows} valid`);
+        best.stage = Math.min(best.stage, tStage);
+        best.stageCpu = Math.min(best.stageCpu, lastCpuMs);
+      } finally {
+        sink.discard();
+      }
+      if (k === 0) mark('parse + validate + stage');
+    }
+    const { raw: rawBest, rawCpu, validate: validateBest, validateCpu, stage: stageBest, stageCpu } = best;
+    const rawRowsPerSec = rate(N, rawBest);
+    const validateRowsPerSec = rate(N, validateBest);
+    const stageRowsPerSec = rate(N, stageBest);
+    const ratio = Math.round((stageRowsPerSec / rawRowsPerSec) * 1000) / 1000;
+    const cpuRatio = Math.round((rawCpu / stageCpu) * 1000) / 1000;
+    console.log(`(1) raw fast-csv parse          ${fmt(rawRowsPerSec).padStart(11)} rows/s   (${ms(rawBest)} ms, cpu ${ms(rawCpu)} ms; rawParseCount)`);
+    console.log(`    parse + validate (no sink)  ${fmt(validateRowsPerSec).padStart(11)} rows/s   (${ms(validateBest)} ms, cpu ${ms(validateCpu)} ms; ratio to raw ${(validateRowsPerSec / rawRowsPerSec).toFixed(3)})`);
+    console.log(`(2) parse + validate + stage    ${fmt(stageRowsPerSec).padStart(11)} rows/s   (${ms(stageBest)} ms, cpu ${ms(stageCpu)} ms; parseFile → StagingSink incl. its COMMIT)`);
+    console.log(`(3) ratio stage/raw             ${ratio.toFixed(3).padStart(11)}          target ≥ ${TARGET_RATIO}: ${verdict(ratio >= TARGET_RATIO)}   (by cpu time: ${cpuRatio.toFixed(3)})`);
+    let shaBest = Infinity;
+    for (let k = 0; k < args.repeat; k++) shaBest = Math.min(shaBest, (await timed(() => sha256File(usersFile)))[1]);
+    console.log(`    sha256 of the users file    ${fmt(shaBest).padStart(11)} ms`);
+    app.close();
+
+    // ---- (4) day 1: a fresh directory, receive the three files and reconcile ----
+    const day1 = openApp({ configPath, logLevel: 'warn' });
+    const t1 = timeTarget(day1);
+    const day1Tenant = day1.tenant(TENANT);
+    const e2eStart = performance.now();
+    const e2eCpuStart = cpuNow();
+    const [g, groupsMs] = await timed(() => receiveFile(day1, day1Tenant, groupsFile));
+    const [s, segmentsMs] = await timed(() => receiveFile(day1, day1Tenant, segmentsFile));
+    const [u, receiveUsersMs] = await timed(() => receiveFile(day1, day1Tenant, usersFile));
+    for (const f of [g, s, u]) if (f.status !== 'accepted') throw new Error(`day 1: ${f.name} ${f.status}: ${JSON.stringify(f.problems.slice(0, 3))}`);
+    const receiveRowsPerSec = rate(N, receiveUsersMs);
+    console.log(`    receiveFile (users, day 1)  ${fmt(receiveRowsPerSec).padStart(11)} rows/s   (${ms(receiveUsersMs)} ms = sha256 + parse/validate/stage + commitSnapshot into the service DB;` +
+      ` commitSnapshot ≈ ${ms(receiveUsersMs - shaBest - stageBest)} ms)`);
+    mark('day 1 receive');
+    const [report1, reconcile1Ms] = await timed(() => runReconcile(day1, day1Tenant, [g.id, s.id, u.id]));
+    const endToEndMs = performance.now() - e2eStart;
+    const endToEndCpuMs = cpuNow() - e2eCpuStart;
+    const day1Ok = report1.status === 'applied';
+    const d1 = { load: t1.load, apply: t1.apply, ops: t1.ops };
+    const e2eTarget = N <= 100_000 ? TARGET_E2E_MS_100K : null;
+    console.log(`(4) day 1 end to end            ${fmt(endToEndMs).padStart(11)} ms       ${e2eTarget ? `target < ${e2eTarget} ms for 100k: ${verdict(endToEndMs < e2eTarget)}` : '(target < 3000 ms applies to 100k)'}   (cpu ${fmt(endToEndCpuMs)} ms)`);
+    console.log(`      receive groups ${ms(groupsMs)} ms, segments ${ms(segmentsMs)} ms, users ${ms(receiveUsersMs)} ms; reconcile ${ms(reconcile1Ms)} ms` +
+      ` (directory load ${ms(d1.load)} ms, apply ${ms(d1.apply)} ms for ${fmt(d1.ops)} ops, plan + report ${ms(reconcile1Ms - d1.load - d1.apply)} ms)`);
+    console.log(`      counts ${JSON.stringify(report1.counts)}`);
+    if (report1.error) {
+      console.log(day1Ok
+        ? `      !! day 1 reconcile threw after the run committed (its time stops there): ${report1.error}`
+        : `      !! day 1 reconcile FAILED, nothing applied (run status ${report1.status}): ${report1.error}`);
+    }
+    mark('day 1 reconcile');
+
+    // ---- (5) day 2: 1% of users have a new title ----
+    let d2: { changed: number; receiveMs: number; plan: Awaited<ReturnType<typeof measurePlan>>; applyMs: number; reconcileMs: number; error?: string } | null = null;
+    if (!day1Ok) {
+      console.log('(5) day 2 skipped: day 1 did not apply');
+    } else {
+      const { changed } = await writeUsers(users2File, { rows: N, groups: GROUPS, segments: SEGMENTS, changeEvery: 100 });
+      const [u2, receiveMs] = await timed(() => receiveFile(day1, day1Tenant, users2File));
+      if (u2.status !== 'accepted') throw new Error(`day 2 file ${u2.status}`);
+      console.log(`(5) day 2, ${fmt(changed)} titles changed (1%): receive ${ms(receiveMs)} ms`);
+      mark('day 2 receive');
+      const plan = await measurePlan(day1, day1Tenant, changed);
+      console.log(`      plan   ${fmt(plan.planMs).padStart(8)} ms   (loadDesired ${ms(plan.loadDesiredMs)} + target.load ${ms(plan.targetLoadMs)} + buildPlan ${ms(plan.buildPlanMs)}) → ${JSON.stringify(plan.counts)}`);
+      t1.load = 0;
+      t1.apply = 0;
+      t1.ops = 0;
+      const [report2, reconcileMs] = await timed(() => runReconcile(day1, day1Tenant, [u2.id]));
+      console.log(`      apply  ${fmt(t1.apply).padStart(8)} ms   (target.apply incl. the run's bookkeeping; reconcile total ${ms(reconcileMs)} ms: load ${ms(t1.load)} ms, plan + report ${ms(reconcileMs - t1.load - t1.apply)} ms)`);
+      if (report2.error) console.log(`      !! day 2 reconcile threw (run status ${report2.status}): ${report2.error}`);
+      mark('day 2 reconcile');
+      d2 = { changed, receiveMs, plan, applyMs: t1.apply, reconcileMs, error: report2.error };
+    }
+    day1.close();
+
+    const peak = peakRssMb();
+    const rssTarget = N >= 1_000_000 ? TARGET_RSS_MB_1M : null;
+    console.log(`(6) peak RSS                    ${fmt(peak).padStart(11)} MB       ${rssTarget ? `target < ${rssTarget} MB for 1M: ${verdict(peak < rssTarget)}` : '(target < 300 MB applies to 1M rows)'}`);
+    console.log(`    load average at end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    if (!day1Ok) process.exitCode = 1;
+    console.log('');
+    console.log(JSON.stringify({
+      rows: N, groups: GROUPS, segments: SEGMENTS, usersFileMb: mb(usersBytes), repeat: args.repeat,
+      rawRowsPerSec, validateRowsPerSec, stageRowsPerSec, receiveRowsPerSec, ratio, cpuRatio, sha256Ms: ms(shaBest),
+      rawCpuMs: ms(rawCpu), validateCpuMs: ms(validateCpu), stageCpuMs: ms(stageCpu),
+      endToEndMs: ms(endToEndMs), endToEndCpuMs: ms(endToEndCpuMs), receiveUsersMs: ms(receiveUsersMs), reconcileDay1Ms: ms(reconcile1Ms),
+      day1LoadMs: ms(d1.load), day1ApplyMs: ms(d1.apply), day1Ops: d1.ops, day1Counts: report1.counts,
+      day1Status: report1.status,
+      changedUsers: d2?.changed ?? null, receiveDay2Ms: d2 ? ms(d2.receiveMs) : null,
+      planMs: d2 ? ms(d2.plan.planMs) : null, loadDesiredMs: d2 ? ms(d2.plan.loadDesiredMs) : null,
+      targetLoadMs: d2 ? ms(d2.plan.targetLoadMs) : null, buildPlanMs: d2 ? ms(d2.plan.buildPlanMs) : null,
+      applyMs: d2 ? ms(d2.applyMs) : null, reconcileDay2Ms: d2 ? ms(d2.reconcileMs) : null,
+      errors: [report1.error, d2?.error].filter((e) => e !== undefined),
+      peakRssMb: peak, memory, loadAvg: os.loadavg().map((l) => Math.round(l * 100) / 100),
+      targets: { ratio: TARGET_RATIO, endToEndMs100k: TARGET_E2E_MS_100K, peakRssMb1M: TARGET_RSS_MB_1M },
+    }));
+  } finally {
+    if (args.keep) console.error(`kept ${root}`);
+    else fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.stack ?? err.message : err);
+  process.exitCode = 1;
+});
