@@ -8,9 +8,9 @@ import type { Problem } from '../model.js';
 import { buildPlan } from '../plan/plan.js';
 import type { Plan } from '../plan/types.js';
 import { buildReport, type Report, type ReportFile } from '../report/report.js';
-import { renderReport } from '../report/text.js';
+import { reportJson, reportLines, writeChunked } from '../report/text.js';
 import { attachFilesToRun, getFile, unreconciledFiles } from '../store/files.js';
-import { createRun, finishRun, getRun, pendingRuns, setRunStatus, supersedeHeldRuns, type RunTrigger } from '../store/runs.js';
+import { createRun, finishRun, heldRemovalIds, pendingRuns, runSummary, setRunStatus, supersedeHeldRuns, type RunTrigger } from '../store/runs.js';
 import { loadDesired } from '../store/snapshots.js';
 
 export class RunError extends Error {}
@@ -56,20 +56,20 @@ export async function reconcile(app: App, tenant: TenantConfig, trigger: RunTrig
 
   if (!plan) {
     const report = buildReport({ ...base, status: 'rejected', plan: null, results: null });
-    return publish(app, report, finishRun(app.db, runId, { status: 'rejected', report, now: app.now().toISOString() }));
+    finishRun(app.db, runId, { status: 'rejected', report, now: app.now().toISOString() });
+    return publish(app, report);
   }
 
   const status = plan.safeguard.held ? 'held' : 'applied';
   let report: Report | undefined;
-  let json = '';
   app.logger.info({ tenant: tenant.id, runId, ops: plan.ops.length }, 'applying plan');
   await target.apply(tenant.id, plan.ops, { now: createdAt, removalGraceDays: tenant.removalGraceDays }, (results) => {
     report = buildReport({ ...base, status, plan, results });
     supersedeHeldRuns(app.db, tenant.id, runId);
-    json = finishRun(app.db, runId, { status, report, now: app.now().toISOString() });
+    finishRun(app.db, runId, { status, report, now: app.now().toISOString() });
   });
   app.logger.info({ tenant: tenant.id, runId, status, counts: report!.counts }, 'run finished');
-  return publish(app, report!, json);
+  return publish(app, report!);
 }
 
 /**
@@ -77,11 +77,11 @@ export async function reconcile(app: App, tenant: TenantConfig, trigger: RunTrig
  * a user who is back in it, or already gone, is moot and left alone.
  */
 export async function approveRun(app: App, tenant: TenantConfig, heldRunId: number, existingRunId?: number): Promise<Report> {
-  const held = getRun(app.db, heldRunId);
+  const held = runSummary(app.db, heldRunId);
   if (!held || held.tenant !== tenant.id) throw new RunError(`run ${heldRunId} does not exist for tenant ${tenant.id}`);
   if (held.status === 'superseded') throw new RunError(`run ${heldRunId} was superseded by a later run; approve the latest held run (see \`wt-sync status --tenant ${tenant.id}\`)`);
   if (held.status !== 'held' && !(held.status === 'approved' && existingRunId)) throw new RunError(`run ${heldRunId} is not held (status: ${held.status}); only held runs can be approved`);
-  const heldIds = new Set((held.report?.operations ?? []).filter((o) => o.status === 'held' && o.op === 'remove').map((o) => (o as { id: number }).id));
+  const heldIds = new Set(heldRemovalIds(app.db, heldRunId));
 
   const createdAt = app.now().toISOString();
   const runId = existingRunId ?? createRun(app.db, tenant.id, { kind: 'approval', fileIds: [], approves: heldRunId }, createdAt);
@@ -94,14 +94,13 @@ export async function approveRun(app: App, tenant: TenantConfig, heldRunId: numb
     : [];
   const plan: Plan = { ...fresh, ops, problems: [], unchanged: { users: 0, groups: 0, segments: 0 } };
   let report: Report | undefined;
-  let json = '';
   await target.apply(tenant.id, ops, { now: createdAt, removalGraceDays: tenant.removalGraceDays }, (results) => {
     report = buildReport({ runId, tenant: tenant.id, status: 'applied', trigger: `approval of run ${heldRunId}`, createdAt, files: [], fileProblems: problems, plan, results });
-    json = finishRun(app.db, runId, { status: 'applied', report, now: app.now().toISOString() });
+    finishRun(app.db, runId, { status: 'applied', report, now: app.now().toISOString() });
     setRunStatus(app.db, heldRunId, 'approved');
   });
   app.logger.info({ tenant: tenant.id, runId, approves: heldRunId, removed: ops.length, moot }, 'held removals approved');
-  return publish(app, report!, json);
+  return publish(app, report!);
 }
 
 /**
@@ -130,18 +129,24 @@ export async function resumeUnfinished(app: App, tenantIds?: Set<string>): Promi
 }
 
 /** Writes the report where the customer reads it: /reports/ in their SFTP folder, as text and JSON. */
-function publish(app: App, report: Report, json: string): Report {
+function publish(app: App, report: Report): Report {
   const dirs = ensureTenantDirs(app.config.paths, report.tenant);
   const stamp = report.createdAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   const base = path.join(dirs.reports, `${stamp}-run-${report.runId}`);
-  writeAtomic(`${base}.txt`, renderReport(report));
-  writeAtomic(`${base}.json`, json + '\n');
+  writeAtomic(`${base}.txt`, reportLines(report));
+  writeAtomic(`${base}.json`, reportJson(report));
   return report;
 }
 
-function writeAtomic(file: string, body: string): void {
+/** Written under a dot-name (hidden from the customer) and renamed: a reader never sees half a report. */
+function writeAtomic(file: string, pieces: Iterable<string>): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
-  fs.writeFileSync(tmp, body);
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    writeChunked(pieces, (chunk) => fs.writeSync(fd, chunk));
+  } finally {
+    fs.closeSync(fd);
+  }
   fs.renameSync(tmp, file);
 }
 

@@ -1,8 +1,7 @@
 // `wt-sync approve --tenant T RUN`: apply the removals a held run kept back, re-checked against the latest snapshot.
 import type { Command } from 'commander';
 import { approveRun, RunError } from '../apply/run.js';
-import { renderReport } from '../report/text.js';
-import { EXIT, parseRunId, print, requireTenant, UsageError, withApp, type GlobalOptions } from './common.js';
+import { EXIT, parseRunId, printReport, requireTenant, UsageError, withApp, type GlobalOptions } from './common.js';
 
 export function register(program: Command): void {
   program
@@ -17,7 +16,7 @@ export function register(program: Command): void {
         const tenant = requireTenant(app, o.tenant);
         try {
           const report = await approveRun(app, tenant, parseRunId(run));
-          print(o, report, () => renderReport(report));
+          printReport(o, report);
           return report.counts.failed > 0 ? EXIT.failed : EXIT.ok;
         } catch (err) {
           if (err instanceof RunError) throw new UsageError(err.message);

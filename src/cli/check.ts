@@ -11,9 +11,8 @@ import { MemorySink } from '../parse/memory-sink.js';
 import { parseFile } from '../parse/parse-file.js';
 import type { DesiredSnapshot } from '../plan/types.js';
 import { buildReport, type ReportFile } from '../report/report.js';
-import { renderReport } from '../report/text.js';
 import { loadDesired } from '../store/snapshots.js';
-import { EXIT, print, requireTenant, UsageError, withApp, type GlobalOptions } from './common.js';
+import { EXIT, printReport, requireTenant, UsageError, withApp, type GlobalOptions } from './common.js';
 
 export function register(program: Command): void {
   program
@@ -59,7 +58,7 @@ export function register(program: Command): void {
           runId: 0, tenant: tenant.id, status: accepted ? (plan!.safeguard.held ? 'check: would hold removals' : 'check: would apply') : 'check: rejected',
           trigger: 'check', createdAt: app.now().toISOString(), files: reportFiles, fileProblems: problems, plan, results: null,
         });
-        print(o, report, () => renderReport(report));
+        printReport(o, report);
         return reportFiles.some((f) => f.status === 'rejected') ? EXIT.failed : EXIT.ok;
       });
     });

@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import { openApp, type App } from '../app.js';
 import { ConfigError, tenantFile } from '../config/load.js';
 import type { TenantConfig } from '../config/schema.js';
+import type { Report } from '../report/report.js';
+import { reportJson, reportLines, writeChunked } from '../report/text.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -39,6 +41,11 @@ export function parseRunId(value: string): number {
 
 export function print(opts: GlobalOptions, data: unknown, text: () => string): void {
   process.stdout.write(opts.json ? JSON.stringify(data, null, 2) + '\n' : text());
+}
+
+/** A report, as text or JSON, written in chunks (a first load's report can be very large). */
+export function printReport(opts: GlobalOptions, report: Report): void {
+  writeChunked(opts.json ? reportJson(report) : reportLines(report), (chunk) => process.stdout.write(chunk));
 }
 
 /** Turns an error into its exit code, printing it where a person looks. */

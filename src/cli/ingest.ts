@@ -2,9 +2,8 @@
 import type { Command } from 'commander';
 import { reconcile, resumeUnfinished } from '../apply/run.js';
 import { receiveFile, type ReceivedFile } from '../intake/receive.js';
-import { renderReport } from '../report/text.js';
 import { describeProblem } from '../report/text.js';
-import { EXIT, print, requireTenant, withApp, type GlobalOptions } from './common.js';
+import { EXIT, print, printReport, requireTenant, withApp, type GlobalOptions } from './common.js';
 
 export function register(program: Command): void {
   program
@@ -26,7 +25,7 @@ export function register(program: Command): void {
           print(o, { files: received, report: null }, () => received.map((f) => `${f.name}: ${f.status}\n${f.problems.map((p) => `  ${describeProblem(p)}\n`).join('')}`).join(''));
           return EXIT.ok;
         }
-        print(o, report, () => renderReport(report));
+        printReport(o, report);
         return received.some((f) => f.status === 'rejected') || report.counts.failed > 0 ? EXIT.failed : EXIT.ok;
       });
     });

@@ -1,8 +1,7 @@
 // `wt-sync report --tenant T [RUN]`: a run's report (the latest when no run is given).
 import type { Command } from 'commander';
-import { renderReport } from '../report/text.js';
 import { getRun, latestRun } from '../store/runs.js';
-import { EXIT, parseRunId, print, requireTenant, UsageError, withApp, type GlobalOptions } from './common.js';
+import { EXIT, parseRunId, printReport, requireTenant, UsageError, withApp, type GlobalOptions } from './common.js';
 
 export function register(program: Command): void {
   program
@@ -18,7 +17,7 @@ export function register(program: Command): void {
         const row = run ? getRun(app.db, parseRunId(run)) : latestRun(app.db, tenant.id);
         if (!row || row.tenant !== tenant.id) throw new UsageError(run ? `run ${run} does not exist for tenant ${tenant.id}` : `tenant ${tenant.id} has no runs yet`);
         if (!row.report) throw new UsageError(`run ${row.id} has not finished yet`);
-        print(o, row.report, () => renderReport(row.report!));
+        printReport(o, row.report);
         return EXIT.ok;
       });
     });

@@ -64,30 +64,31 @@ export function buildPlan(desired: DesiredState, dir: DirectoryState, settings: 
       }
       seen.add(record.externalId);
       const existing = usersById.get(record.externalId);
-      let changed = false;
       if (!existing) {
-        userUpserts.push({ op: 'create', entity: 'user', externalId: record.externalId, after: userFields(record, fields) });
+        // A new user's links travel with its creation: one op per new user, not one per link.
+        const create: Operation & { op: 'create' } = { op: 'create', entity: 'user', externalId: record.externalId, after: userFields(record, fields) };
+        if (manageMemberships) create.memberships = desiredMemberships(record);
+        if (manageSegments) create.segments = [...new Set(record.segments ?? [])];
+        userUpserts.push(create);
+        continue;
+      }
+      let changed = false;
+      if (existing.removedAt) {
+        userUpserts.push({ op: 'restore', entity: 'user', externalId: record.externalId, id: existing.id });
         changed = true;
-      } else {
-        if (existing.removedAt) {
-          userUpserts.push({ op: 'restore', entity: 'user', externalId: record.externalId, id: existing.id });
-          changed = true;
-        }
-        const changes = userChanges(existing, record, fields, settings.rules);
-        if (changes.length > 0) {
-          userUpserts.push({ op: 'update', entity: 'user', externalId: record.externalId, id: existing.id, changes });
-          changed = true;
-        }
+      }
+      const changes = userChanges(existing, record, fields, settings.rules);
+      if (changes.length > 0) {
+        userUpserts.push({ op: 'update', entity: 'user', externalId: record.externalId, id: existing.id, changes });
+        changed = true;
       }
       if (manageMemberships) {
-        const current = existing ? membershipsByUser.get(existing.id) ?? [] : [];
-        const ops = membershipOps(record, fields, current, groupExtById, removedGroups, settings.rules.membershipUpdate);
+        const ops = membershipOps(record, fields, membershipsByUser.get(existing.id) ?? [], groupExtById, removedGroups, settings.rules.membershipUpdate);
         if (ops.length > 0) changed = true;
         links.push(...ops);
       }
       if (manageSegments) {
-        const current = existing ? segmentLinksByUser.get(existing.id) ?? [] : [];
-        const ops = segmentLinkOps(record, current, segmentExtById, removedSegments, settings.rules.segmentConnectionUpdate);
+        const ops = segmentLinkOps(record, segmentLinksByUser.get(existing.id) ?? [], segmentExtById, removedSegments, settings.rules.segmentConnectionUpdate);
         if (ops.length > 0) changed = true;
         links.push(...ops);
       }
@@ -244,13 +245,23 @@ function userChanges(existing: DirectoryUser, record: UserRecord, fields: Set<st
   return changes;
 }
 
+/** The memberships a user row asks for: admin where listed as admin (admin implies member). */
+function desiredRoles(record: UserRecord): Map<string, Role> {
+  const desired = new Map<string, Role>();
+  for (const g of record.memberOf ?? []) desired.set(g, 'member');
+  for (const g of record.adminOf ?? []) desired.set(g, 'admin');
+  return desired;
+}
+
+function desiredMemberships(record: UserRecord): { groupId: string; role: Role }[] {
+  return [...desiredRoles(record)].map(([groupId, role]) => ({ groupId, role }));
+}
+
 function membershipOps(
   record: UserRecord, fields: Set<string>, current: DirectoryState['memberships'], groupExtById: Map<number, string | null>,
   removedGroups: Set<string>, mode: Rules['membershipUpdate'],
 ): Operation[] {
-  const desired = new Map<string, Role>();
-  for (const g of record.memberOf ?? []) desired.set(g, 'member');
-  for (const g of record.adminOf ?? []) desired.set(g, 'admin');
+  const desired = desiredRoles(record);
   const ops: Operation[] = [];
   const existingByGroup = new Map<string, DirectoryState['memberships'][number]>();
   for (const m of current) {

@@ -53,7 +53,12 @@ export type EntityKind = 'user' | 'group' | 'segment';
 
 /** Ops name entities by external ID; `id` is the directory's own ID when the entity already exists. */
 export type Operation =
-  | { op: 'create'; entity: EntityKind; externalId: string; after: Record<string, string | null> }
+  | {
+    op: 'create'; entity: EntityKind; externalId: string; after: Record<string, string | null>;
+    /** A new user's memberships and segment links come with its creation (not as separate link ops). */
+    memberships?: { groupId: string; role: Role }[];
+    segments?: string[];
+  }
   | { op: 'update'; entity: EntityKind; externalId: string; id: number; changes: FieldChange[] }
   | { op: 'restore'; entity: 'user'; externalId: string; id: number }
   | { op: 'remove'; entity: EntityKind; externalId: string | null; id: number; name: string }

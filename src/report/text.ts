@@ -9,6 +9,8 @@ export function describeOperation(op: Operation): string {
   switch (op.op) {
     case 'create': {
       const fields = Object.entries(op.after).filter(([k, v]) => k !== 'externalId' && v !== null).map(([k, v]) => `${k}=${q(v)}`);
+      if (op.memberships?.length) fields.push(`groups=${op.memberships.map((m) => (m.role === 'admin' ? `${m.groupId} (admin)` : m.groupId)).join(', ')}`);
+      if (op.segments?.length) fields.push(`segments=${op.segments.join(', ')}`);
       return `create ${op.entity} ${q(op.externalId)}${fields.length ? `: ${fields.join(', ')}` : ''}`;
     }
     case 'update':
@@ -42,31 +44,66 @@ function opLine(o: ReportOperation): string {
   return `  ${String(o.seq).padStart(5)}  ${describeOperation(o)}${mark}`;
 }
 
-export function renderReport(r: Report): string {
-  const out: string[] = [];
-  out.push(`wt-sync report — run ${r.runId}, tenant ${r.tenant}`);
-  out.push(`status: ${r.status}   trigger: ${r.trigger}   at: ${r.createdAt}`);
+/** The report as text, line by line (each with its newline): reports of a first load can run to millions of lines. */
+export function* reportLines(r: Report): Generator<string> {
+  yield `wt-sync report — run ${r.runId}, tenant ${r.tenant}\n`;
+  yield `status: ${r.status}   trigger: ${r.trigger}   at: ${r.createdAt}\n`;
   if (r.files.length) {
-    out.push('', 'files:');
+    yield '\nfiles:\n';
     for (const f of r.files) {
       const rows = f.dataRows !== null ? `, ${f.validRows}/${f.dataRows} rows valid` : '';
-      out.push(`  ${f.name} (${f.type ?? 'unknown type'}, ${f.size} bytes, sha256 ${f.sha256.slice(0, 16)}…): ${f.status}${rows}`);
+      yield `  ${f.name} (${f.type ?? 'unknown type'}, ${f.size} bytes, sha256 ${f.sha256.slice(0, 16)}…): ${f.status}${rows}\n`;
     }
   }
   const c = r.counts;
-  out.push('', `counts: created ${c.created}, updated ${c.updated}, removed ${c.removed}, restored ${c.restored}, purged ${c.purged}, linked ${c.linked}, unlinked ${c.unlinked}, unchanged ${c.unchanged}, held ${c.held}, failed ${c.failed}, file errors ${c.fileErrors}, row errors ${c.rowErrors}, warnings ${c.warnings}`);
+  yield `\ncounts: created ${c.created}, updated ${c.updated}, removed ${c.removed}, restored ${c.restored}, purged ${c.purged}, linked ${c.linked}, unlinked ${c.unlinked}, unchanged ${c.unchanged}, held ${c.held}, failed ${c.failed}, file errors ${c.fileErrors}, row errors ${c.rowErrors}, warnings ${c.warnings}\n`;
   if (r.safeguard?.held) {
-    out.push('', `HELD: ${r.safeguard.reason}.`, `  The removals below wait for an operator: wt-sync approve --tenant ${r.tenant} ${r.runId}`, '  Everything else in this run was applied.');
+    yield `\nHELD: ${r.safeguard.reason}.\n  The removals below wait for an operator: wt-sync approve --tenant ${r.tenant} ${r.runId}\n  Everything else in this run was applied.\n`;
   }
-  const section = (title: string, items: string[]) => {
-    if (items.length === 0) return;
-    out.push('', `${title}:`);
-    for (const item of items) out.push(item); // no spread: a first load can list hundreds of thousands
-  };
-  const problems = (level: Problem['level']) => r.problems.filter((p) => p.level === level).map((p) => `  ${describeProblem(p)}`);
-  section('file errors (the file was rejected, nothing in it was applied)', problems('file'));
-  section('row errors (these rows were skipped; the users/groups they name were left as they are)', problems('row'));
-  section('warnings (applied)', problems('warning'));
-  section('operations', r.operations.map(opLine));
-  return out.join('\n') + '\n';
+  const sections: [Problem['level'], string][] = [
+    ['file', 'file errors (the file was rejected, nothing in it was applied)'],
+    ['row', 'row errors (these rows were skipped; the users/groups they name were left as they are)'],
+    ['warning', 'warnings (applied)'],
+  ];
+  for (const [level, title] of sections) {
+    let first = true;
+    for (const p of r.problems) {
+      if (p.level !== level) continue;
+      if (first) yield `\n${title}:\n`;
+      first = false;
+      yield `  ${describeProblem(p)}\n`;
+    }
+  }
+  if (r.operations.length) {
+    yield '\noperations:\n';
+    for (const o of r.operations) yield `${opLine(o)}\n`;
+  }
+}
+
+export function renderReport(r: Report): string {
+  let out = '';
+  for (const line of reportLines(r)) out += line;
+  return out;
+}
+
+/** The report as compact JSON, in pieces, so that no single string has to hold a huge report. */
+export function* reportJson(r: Report): Generator<string> {
+  const { operations, ...summary } = r;
+  const head = JSON.stringify(summary);
+  yield `${head.slice(0, -1)},"operations":[`;
+  for (let i = 0; i < operations.length; i++) yield (i ? ',' : '') + JSON.stringify(operations[i]);
+  yield ']}\n';
+}
+
+/** Feeds pieces to `write` in chunks of about 1 MB. */
+export function writeChunked(pieces: Iterable<string>, write: (chunk: string) => void): void {
+  let buffer = '';
+  for (const piece of pieces) {
+    buffer += piece;
+    if (buffer.length >= 1 << 20) {
+      write(buffer);
+      buffer = '';
+    }
+  }
+  if (buffer) write(buffer);
 }

@@ -102,9 +102,19 @@ export const MIGRATIONS: string[] = [
     trigger TEXT NOT NULL,
     created_at TEXT NOT NULL,
     finished_at TEXT,
-    -- The report carries the plan's operations with their outcome (held ones included), so the plan is stored once.
+    -- The report without its operations; those are in run_operations (a first load can have millions).
     report TEXT
   );
   CREATE INDEX runs_by_tenant ON runs (tenant, id);
+
+  -- The plan's operations with their outcome: the plan is stored once, as part of its run's report.
+  CREATE TABLE run_operations (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('done', 'held', 'failed', 'planned')),
+    operation TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+  ) WITHOUT ROWID;
+  CREATE INDEX run_operations_held ON run_operations (run_id, status);
   `,
 ];

@@ -1,5 +1,5 @@
 // Reconciliation runs: their trigger and their report, which holds the plan's operations with each outcome.
-import type { Report } from '../report/report.js';
+import type { Report, ReportOperation } from '../report/report.js';
 import type { Db } from './db.js';
 
 export type RunStatus = 'pending' | 'applied' | 'held' | 'approved' | 'superseded' | 'rejected' | 'failed';
@@ -23,24 +23,34 @@ export interface RunRow {
 
 const SELECT = 'SELECT id, tenant, status, trigger, created_at AS createdAt, finished_at AS finishedAt, report FROM runs';
 
-function toRun(r: Record<string, unknown> | undefined): RunRow | undefined {
+function toRun(db: Db, r: Record<string, unknown> | undefined): RunRow | undefined {
   if (!r) return undefined;
-  return {
-    ...(r as unknown as RunRow),
-    trigger: JSON.parse(r.trigger as string),
-    report: r.report ? JSON.parse(r.report as string) : null,
-  };
+  const report = r.report ? (JSON.parse(r.report as string) as Report) : null;
+  if (report) report.operations = runOperations(db, r.id as number);
+  return { ...(r as unknown as RunRow), trigger: JSON.parse(r.trigger as string), report };
+}
+
+function runOperations(db: Db, runId: number): ReportOperation[] {
+  return (db.prepare('SELECT operation FROM run_operations WHERE run_id = ? ORDER BY seq').pluck().all(runId) as string[]).map((o) => JSON.parse(o));
+}
+
+/** Directory IDs of the user removals a run held back. */
+export function heldRemovalIds(db: Db, runId: number): number[] {
+  return (db.prepare("SELECT operation FROM run_operations WHERE run_id = ? AND status = 'held'").pluck().all(runId) as string[])
+    .map((o) => JSON.parse(o) as ReportOperation)
+    .flatMap((o) => (o.op === 'remove' && o.entity === 'user' ? [o.id] : []));
 }
 
 export function createRun(db: Db, tenant: string, trigger: RunTrigger, now: string): number {
   return Number(db.prepare("INSERT INTO runs (tenant, status, trigger, created_at) VALUES (?, 'pending', ?, ?)").run(tenant, JSON.stringify(trigger), now).lastInsertRowid);
 }
 
-/** Stores the outcome; returns the report as JSON so callers can publish the same bytes. */
-export function finishRun(db: Db, id: number, r: { status: RunStatus; report: Report; now: string }): string {
-  const json = JSON.stringify(r.report);
-  db.prepare('UPDATE runs SET status = ?, report = ?, finished_at = ? WHERE id = ?').run(r.status, json, r.now, id);
-  return json;
+/** Stores the outcome: the report's summary on the run, each operation in its own row (no giant strings). */
+export function finishRun(db: Db, id: number, r: { status: RunStatus; report: Report; now: string }): void {
+  const { operations, ...summary } = r.report;
+  db.prepare('UPDATE runs SET status = ?, report = ?, finished_at = ? WHERE id = ?').run(r.status, JSON.stringify(summary), r.now, id);
+  const insert = db.prepare('INSERT OR REPLACE INTO run_operations (run_id, seq, status, operation) VALUES (?, ?, ?, ?)');
+  for (const op of operations) insert.run(id, op.seq, op.status, JSON.stringify(op));
 }
 
 export function setRunStatus(db: Db, id: number, status: RunStatus): void {
@@ -52,16 +62,22 @@ export function supersedeHeldRuns(db: Db, tenant: string, newerThan: number): vo
   db.prepare("UPDATE runs SET status = 'superseded' WHERE tenant = ? AND status = 'held' AND id < ?").run(tenant, newerThan);
 }
 
+/** A run without its report body. */
+export function runSummary(db: Db, id: number): Omit<RunRow, 'report'> | undefined {
+  const r = db.prepare('SELECT id, tenant, status, trigger, created_at AS createdAt, finished_at AS finishedAt FROM runs WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+  return r ? { ...(r as unknown as RunRow), trigger: JSON.parse(r.trigger as string) } : undefined;
+}
+
 export function getRun(db: Db, id: number): RunRow | undefined {
-  return toRun(db.prepare(`${SELECT} WHERE id = ?`).get(id) as Record<string, unknown> | undefined);
+  return toRun(db, db.prepare(`${SELECT} WHERE id = ?`).get(id) as Record<string, unknown> | undefined);
 }
 
 export function latestRun(db: Db, tenant: string): RunRow | undefined {
-  return toRun(db.prepare(`${SELECT} WHERE tenant = ? AND status <> 'pending' ORDER BY id DESC LIMIT 1`).get(tenant) as Record<string, unknown> | undefined);
+  return toRun(db, db.prepare(`${SELECT} WHERE tenant = ? AND status <> 'pending' ORDER BY id DESC LIMIT 1`).get(tenant) as Record<string, unknown> | undefined);
 }
 
 export function pendingRuns(db: Db): RunRow[] {
-  return (db.prepare(`${SELECT} WHERE status = 'pending' ORDER BY id`).all() as Record<string, unknown>[]).map((r) => toRun(r) as RunRow);
+  return (db.prepare(`${SELECT} WHERE status = 'pending' ORDER BY id`).all() as Record<string, unknown>[]).map((r) => toRun(db, r) as RunRow);
 }
 
 /** Runs without their (possibly large) report bodies. */

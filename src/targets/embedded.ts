@@ -118,10 +118,15 @@ class Applier {
     switch (op.op) {
       case 'create':
         if (op.entity === 'user') {
+          // Every check before the first write, so a failed create leaves nothing behind.
           this.checkUsername(op.after.username ?? '', op.externalId);
+          const groups = (op.memberships ?? []).map((m) => [this.resolve('group', m.groupId), m.role] as const);
+          const segments = (op.segments ?? []).map((id) => this.resolve('segment', id));
           const values = USER_SCALAR_FIELDS.map((f) => op.after[f] ?? null);
           const id = Number(this.s.insertUser.run(this.tenant, op.externalId, ...values, now, now).lastInsertRowid);
           this.cache('user').set(op.externalId, id);
+          for (const [groupId, role] of groups) this.s.link.run(id, groupId, role);
+          for (const segmentId of segments) this.s.linkSegment.run(id, segmentId);
         } else if (op.entity === 'group') {
           const id = Number(this.s.insertGroup.run(this.tenant, op.externalId, op.after.name, op.after.parentId ?? null).lastInsertRowid);
           this.cache('group').set(op.externalId, id);

@@ -6,13 +6,18 @@ import {
   segment, segmentsSnap, settings, user, usersSnap,
 } from './builders.js';
 
-const createUser = (ext: string, over: Record<string, string | null> = {}): Operation => ({
+/** A new user's create op; its memberships and segment links travel with it. */
+const createUser = (
+  ext: string, over: Record<string, string | null> = {},
+  links: { memberships?: { groupId: string; role: 'member' | 'admin' }[]; segments?: string[] } = {},
+): Operation => ({
   op: 'create', entity: 'user', externalId: ext,
   after: { externalId: ext, firstName: `First ${ext}`, lastName: `Last ${ext}`, username: `${ext.toLowerCase()}@acme`, email: null, title: null, status: 'active', ...over },
+  memberships: links.memberships ?? [], segments: links.segments ?? [],
 });
 
 describe('first day: empty directory', () => {
-  it('creates groups parents-first, then segments, users, memberships and segment links', () => {
+  it('creates groups parents-first, then segments, then users with their memberships and segment links', () => {
     const desired: DesiredState = {
       groups: groupsSnap([
         group('G-CHILD', 'Child', 'G-ROOT'), // listed before its parent
@@ -34,14 +39,8 @@ describe('first day: empty directory', () => {
       { op: 'create', entity: 'group', externalId: 'G-GRAND', after: { name: 'Grandchild', parentId: 'G-CHILD' } },
       { op: 'create', entity: 'segment', externalId: 'S1', after: { name: 'Seg one' } },
       { op: 'create', entity: 'segment', externalId: 'S2', after: { name: 'Seg two' } },
-      createUser('U1', { email: 'u1@example.com' }),
-      createUser('U2', { title: 'Nurse' }),
-      { op: 'link', entity: 'membership', userId: 'U1', groupId: 'G-CHILD', role: 'member' },
-      { op: 'link', entity: 'membership', userId: 'U1', groupId: 'G-ROOT', role: 'admin' },
-      { op: 'link', entity: 'segmentLink', userId: 'U1', segmentId: 'S1' },
-      { op: 'link', entity: 'membership', userId: 'U2', groupId: 'G-GRAND', role: 'member' },
-      { op: 'link', entity: 'segmentLink', userId: 'U2', segmentId: 'S1' },
-      { op: 'link', entity: 'segmentLink', userId: 'U2', segmentId: 'S2' },
+      createUser('U1', { email: 'u1@example.com' }, { memberships: [{ groupId: 'G-CHILD', role: 'member' }, { groupId: 'G-ROOT', role: 'admin' }], segments: ['S1'] }),
+      createUser('U2', { title: 'Nurse' }, { memberships: [{ groupId: 'G-GRAND', role: 'member' }], segments: ['S1', 'S2'] }),
     ]);
     expect(plan.ops.map((o) => o.seq)).toEqual(plan.ops.map((_, i) => i + 1));
     expect(plan.ops.some((o) => o.held)).toBe(false);
@@ -81,9 +80,7 @@ describe('first day: empty directory', () => {
     expect(opsOf(plan)).toEqual([
       { op: 'create', entity: 'group', externalId: 'NEW', after: { name: 'New', parentId: 'KEEP' } },
       { op: 'create', entity: 'segment', externalId: 'S-NEW', after: { name: 'New segment' } },
-      createUser('U-NEW'),
-      { op: 'link', entity: 'membership', userId: 'U-NEW', groupId: 'NEW', role: 'member' },
-      { op: 'link', entity: 'segmentLink', userId: 'U-NEW', segmentId: 'S-NEW' },
+      createUser('U-NEW', {}, { memberships: [{ groupId: 'NEW', role: 'member' }], segments: ['S-NEW'] }),
       { op: 'remove', entity: 'user', externalId: 'U-OLD', id: 1, name: 'First U-OLD Last U-OLD <u-old@acme>' },
       { op: 'remove', entity: 'segment', externalId: 'S-OLD', id: 1, name: 'Old segment' },
       { op: 'remove', entity: 'group', externalId: 'GC', id: 3, name: 'Grandchild' },
@@ -91,7 +88,7 @@ describe('first day: empty directory', () => {
       { op: 'remove', entity: 'group', externalId: 'R', id: 1, name: 'Root' },
     ]);
     expect(plan.unchanged).toEqual({ users: 1, groups: 1, segments: 0 });
-    expect(plan.ops.map((o) => o.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(plan.ops.map((o) => o.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 });
 
