@@ -487,7 +487,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<RunningS
     }
     clearInterval(idleTimer);
     await closed;
-    await Promise.all([...sessionEnds]);
+    await Promise.race([Promise.all([...sessionEnds]), new Promise<void>((r) => setTimeout(r, 15_000).unref())]);
     log.info({ event: 'stopped' }, 'SFTP server stopped');
   }
 

@@ -303,7 +303,10 @@ export class SftpSession {
       if (data !== null && this.mustPause()) {
         if (!this.paused) this.pauses++;
         this.paused = true;
-        this.pauseTimer ??= setInterval(() => this.maybeResume(), 20);
+        if (!this.pauseTimer) {
+          this.pauseTimer = setInterval(() => this.maybeResume(), 20);
+          this.pauseTimer.unref();
+        }
         return false;
       }
       return r;
@@ -962,7 +965,8 @@ export class SftpSession {
     this.handles.clear();
     for (const h of handles) {
       if (h.kind !== 'file') continue;
-      await this.idle(h);
+      // Disk operations always call back; the bound only guards against a stuck filesystem.
+      await Promise.race([this.idle(h), new Promise<void>((r) => setTimeout(r, 10_000).unref())]);
       if (h.writable) await this.finishWrite(h, true).catch(() => undefined);
       else await closeFd(h.fd);
     }
