@@ -107,14 +107,13 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX runs_by_tenant ON runs (tenant, id);
 
-  -- The plan's operations with their outcome: the plan is stored once, as part of its run's report.
+  -- The plan's operations with their outcome, as JSON arrays of up to a few thousand operations each: the plan
+  -- is stored once, as part of its run's report, and no single string has to hold millions of operations.
   CREATE TABLE run_operations (
     run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('done', 'held', 'failed', 'planned')),
-    operation TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
+    first_seq INTEGER NOT NULL,
+    operations TEXT NOT NULL,
+    PRIMARY KEY (run_id, first_seq)
   ) WITHOUT ROWID;
-  CREATE INDEX run_operations_held ON run_operations (run_id, status);
   `,
 ];

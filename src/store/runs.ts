@@ -30,15 +30,16 @@ function toRun(db: Db, r: Record<string, unknown> | undefined): RunRow | undefin
   return { ...(r as unknown as RunRow), trigger: JSON.parse(r.trigger as string), report };
 }
 
+const OPERATIONS_PER_ROW = 5000;
+
 function runOperations(db: Db, runId: number): ReportOperation[] {
-  return (db.prepare('SELECT operation FROM run_operations WHERE run_id = ? ORDER BY seq').pluck().all(runId) as string[]).map((o) => JSON.parse(o));
+  const batches = db.prepare('SELECT operations FROM run_operations WHERE run_id = ? ORDER BY first_seq').pluck().all(runId) as string[];
+  return batches.flatMap((b) => JSON.parse(b) as ReportOperation[]);
 }
 
 /** Directory IDs of the user removals a run held back. */
 export function heldRemovalIds(db: Db, runId: number): number[] {
-  return (db.prepare("SELECT operation FROM run_operations WHERE run_id = ? AND status = 'held'").pluck().all(runId) as string[])
-    .map((o) => JSON.parse(o) as ReportOperation)
-    .flatMap((o) => (o.op === 'remove' && o.entity === 'user' ? [o.id] : []));
+  return runOperations(db, runId).flatMap((o) => (o.status === 'held' && o.op === 'remove' && o.entity === 'user' ? [o.id] : []));
 }
 
 export function createRun(db: Db, tenant: string, trigger: RunTrigger, now: string): number {
@@ -49,8 +50,11 @@ export function createRun(db: Db, tenant: string, trigger: RunTrigger, now: stri
 export function finishRun(db: Db, id: number, r: { status: RunStatus; report: Report; now: string }): void {
   const { operations, ...summary } = r.report;
   db.prepare('UPDATE runs SET status = ?, report = ?, finished_at = ? WHERE id = ?').run(r.status, JSON.stringify(summary), r.now, id);
-  const insert = db.prepare('INSERT OR REPLACE INTO run_operations (run_id, seq, status, operation) VALUES (?, ?, ?, ?)');
-  for (const op of operations) insert.run(id, op.seq, op.status, JSON.stringify(op));
+  const insert = db.prepare('INSERT OR REPLACE INTO run_operations (run_id, first_seq, operations) VALUES (?, ?, ?)');
+  for (let i = 0; i < operations.length; i += OPERATIONS_PER_ROW) {
+    const batch = operations.slice(i, i + OPERATIONS_PER_ROW);
+    insert.run(id, batch[0].seq, JSON.stringify(batch));
+  }
 }
 
 export function setRunStatus(db: Db, id: number, status: RunStatus): void {

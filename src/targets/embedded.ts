@@ -54,12 +54,14 @@ export function readDirectory(db: Db, tenant: string): DirectoryState {
     });
   const groups = db.prepare('SELECT id, external_id AS externalId, name, parent_id AS parentId FROM dir_groups WHERE tenant = ? ORDER BY id').all(tenant) as DirectoryState['groups'];
   const segments = db.prepare('SELECT id, external_id AS externalId, name FROM dir_segments WHERE tenant = ? ORDER BY id').all(tenant) as DirectoryState['segments'];
-  const memberships = db
-    .prepare('SELECT m.user_id AS userId, m.group_id AS groupId, m.role, m.origin FROM dir_memberships m JOIN dir_users u ON u.id = m.user_id WHERE u.tenant = ?')
-    .all(tenant) as DirectoryState['memberships'];
-  const segmentLinks = db
-    .prepare('SELECT l.user_id AS userId, l.segment_id AS segmentId, l.origin FROM dir_segment_links l JOIN dir_users u ON u.id = l.user_id WHERE u.tenant = ?')
-    .all(tenant) as DirectoryState['segmentLinks'];
+  const memberships = (db
+    .prepare('SELECT m.user_id, m.group_id, m.role, m.origin FROM dir_memberships m JOIN dir_users u ON u.id = m.user_id WHERE u.tenant = ?')
+    .raw().all(tenant) as [number, number, Role, Origin][])
+    .map(([userId, groupId, role, origin]) => ({ userId, groupId, role, origin }));
+  const segmentLinks = (db
+    .prepare('SELECT l.user_id, l.segment_id, l.origin FROM dir_segment_links l JOIN dir_users u ON u.id = l.user_id WHERE u.tenant = ?')
+    .raw().all(tenant) as [number, number, Origin][])
+    .map(([userId, segmentId, origin]) => ({ userId, segmentId, origin }));
   return { users, groups, segments, memberships, segmentLinks };
 }
 
