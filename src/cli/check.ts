@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { dryRunPlan } from '../apply/run.js';
 import { fileTypeOf } from '../intake/file-type.js';
-import { sha256File } from '../intake/receive.js';
+import { sha256File } from '../intake/sha256.js';
 import type { Problem } from '../model.js';
 import { MemorySink } from '../parse/memory-sink.js';
 import { parseFile } from '../parse/parse-file.js';

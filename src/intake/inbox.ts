@@ -9,6 +9,7 @@ import { ensureTenantDirs, tenantDirs, type App } from '../app.js';
 import type { TenantConfig } from '../config/schema.js';
 import { reconcile, resumeUnfinished } from '../apply/run.js';
 import { unreconciledFiles } from '../store/files.js';
+import { inboxRelativeName } from '../sftp/tenant-store.js';
 import { receiveFile } from './receive.js';
 
 export interface InboxOptions {
@@ -64,9 +65,8 @@ export class Inbox {
     this.enqueue(tenant.id, async () => {
       if (!fs.existsSync(file)) return; // processed already, e.g. by both the SFTP hook and the watcher
       const inbox = tenantDirs(this.app.config.paths, tenant.id).inbox;
-      const rel = path.relative(inbox, file).split(path.sep);
       // Our SFTP server gives each upload its own arrival folder (inbox/<stamp>-<seq>/<name>); other files sit at the top.
-      const name = rel.length > 1 && /^\d{8}T\d+Z?-\d+$/.test(rel[0]) ? rel.slice(1).join('/') : rel.join('/');
+      const name = inboxRelativeName(inbox, file);
       await receiveFile(this.app, tenant, file, { name });
       this.archive(tenant.id, file, inbox);
       this.seen.delete(file);

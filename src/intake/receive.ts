@@ -1,9 +1,7 @@
 // One received file → recorded, checked for duplicates, parsed and validated into staging, then accepted as the
 // tenant's new snapshot of its type, or rejected with the reason. Nothing changes in the directory here.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { App } from '../app.js';
 import type { TenantConfig } from '../config/schema.js';
 import type { FileType, Problem } from '../model.js';
@@ -13,6 +11,7 @@ import { finishFile, lastProcessedFile, recordFile } from '../store/files.js';
 import { commitSnapshot } from '../store/snapshots.js';
 import type { ReportFile } from '../report/report.js';
 import { fileTypeOf } from './file-type.js';
+import { sha256File } from './sha256.js';
 
 export interface ReceivedFile extends ReportFile {
   problems: Problem[];
@@ -22,12 +21,6 @@ export interface ReceiveOptions {
   /** Name shown in reports; defaults to the base name of the path. */
   name?: string;
   onProgress?: (bytesRead: number, size: number) => void;
-}
-
-export async function sha256File(file: string): Promise<string> {
-  const hash = crypto.createHash('sha256');
-  await pipeline(fs.createReadStream(file), hash);
-  return hash.digest('hex');
 }
 
 export async function receiveFile(app: App, tenant: TenantConfig, file: string, opts: ReceiveOptions = {}): Promise<ReceivedFile> {

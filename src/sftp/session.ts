@@ -20,7 +20,8 @@ import {
   relFromPartialKey,
   toVirtual,
 } from './paths.js';
-import { sha256File, type TenantStore, type UploadState } from './tenant-store.js';
+import { sha256File } from '../intake/sha256.js';
+import type { TenantStore, UploadState } from './tenant-store.js';
 
 const { OPEN_MODE, STATUS_CODE } = ssh2.utils.sftp;
 

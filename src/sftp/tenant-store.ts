@@ -32,16 +32,6 @@ function stamp(d: Date): string {
   return d.toISOString().replace(/[-:]/g, '').replace('.', '');
 }
 
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  await new Promise<void>((resolve, reject) => {
-    createReadStream(path, { highWaterMark: 1 << 20 })
-      .on('data', (c) => hash.update(c))
-      .on('end', () => resolve())
-      .on('error', reject);
-  });
-  return hash.digest('hex');
-}
 
 async function fsyncDir(path: string): Promise<void> {
   let fh: fsp.FileHandle | undefined;
