@@ -7,8 +7,8 @@
 // Every completed upload gets its own folder in the inbox, named so that folders sort in arrival order; inside
 // it the file keeps its exact name and sub-path (`sub/x.csv` → inbox/20250102T030405123Z-000007/sub/x.csv), so
 // file-name patterns keep matching and an unprocessed file is never overwritten.
-import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, promises as fsp } from 'node:fs';
+import type { Hash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { REPORTS_DIR, partialKey } from './paths.js';
 
