@@ -1,16 +1,18 @@
 // npm run bench:sftp — upload throughput of the wt-sync SFTP server against a throwaway OpenSSH sshd
 // (internal-sftp), same OpenSSH `sftp` client and cipher, on loopback. Prints medians and the ratio
-// wt-sync/sshd; the last line is one JSON object with the figures.
+// wt-sync/sshd; then the latency from the end of a put of examples/ to its report in /reports/ (settle 0) against
+// a real `wt-sync serve`. The last line is one JSON object with the figures.
 //
 // Environment: BENCH_SFTP_MB (default 200), BENCH_SFTP_RUNS (default 3), BENCH_SFTP_CIPHER
 // (default aes128-gcm@openssh.com).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
+import { DEFAULT_PATTERNS, SEED_COLUMNS, SEED_HEADERS } from '../src/config/tenant-template.js';
 import { ensureHostKey, generateClientKeyPair } from '../src/sftp/host-key.js';
 import { startSftpServer, type CompletedUpload } from '../src/sftp/server.js';
 
@@ -200,14 +202,72 @@ export async function runSftpThroughputBench(): Promise<SftpThroughputFigures> {
   }
 }
 
+/**
+ * Latency from the end of an OpenSSH `put` of the examples/ files to the report of the users file appearing in
+ * /reports/, against a real `wt-sync serve` process with the settle window at 0. Each round changes one title in
+ * the users file, so it is never a duplicate.
+ */
+async function runReportLatencyBench(rounds = 3): Promise<{ reportLatencyMs: number[]; reportLatencyMedianMs: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'wt-sync-bench-latency-'));
+  const repo = join(import.meta.dirname, '..');
+  const client = generateClientKeyPair(join(dir, 'client'));
+  mkdirSync(join(dir, 'config/tenants'), { recursive: true });
+  writeFileSync(join(dir, 'config/wt-sync.yaml'), `dataDir: ${join(dir, 'data')}\nkeysDir: ${join(dir, 'keys')}\ntenantsDir: ${join(dir, 'config/tenants')}\nlog: { level: warn }\n`);
+  const headers = SEED_HEADERS;
+  const tenant = { name: 'Bench', keys: [client.publicKeyLine], files: Object.fromEntries((['users', 'groups', 'segments'] as const).map((t) => [t, { pattern: DEFAULT_PATTERNS[t], columns: SEED_COLUMNS[t], header: headers[t] }])) };
+  writeFileSync(join(dir, 'config/tenants/bench.yaml'), JSON.stringify(tenant));
+  const serve = spawn(process.execPath, ['--import', 'tsx', join(repo, 'src/cli.ts'), '--config', join(dir, 'config/wt-sync.yaml'), 'serve', '--settle-seconds', '0'], {
+    cwd: repo, env: { ...process.env, WT_SYNC_SFTP_PORT: '0', WT_SYNC_HTTP_PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    let out = '';
+    serve.stdout!.on('data', (d) => (out += d));
+    const started = Date.now();
+    while (!/SFTP +\S+:(\d+)/.test(out)) {
+      if (Date.now() - started > 60_000 || serve.exitCode !== null) throw new Error(`wt-sync serve did not start: ${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const port = Number(/SFTP +\S+:(\d+)/.exec(out)![1]);
+    const reports = join(dir, 'data/tenants/bench/home/reports');
+    const usersReports = () => (existsSync(reports) ? readdirSync(reports).filter((f) => f.endsWith('.json')) : [])
+      .filter((f) => (JSON.parse(readFileSync(join(reports, f), 'utf8')) as { files: { name: string }[] }).files.some((x) => x.name === 'wt_users.csv')).length;
+    const upload = join(dir, 'upload');
+    mkdirSync(upload);
+    const users = readFileSync(join(repo, 'examples/wt_users.csv'), 'utf8');
+    for (const f of ['wt_groups.csv', 'wt_segments.csv']) writeFileSync(join(upload, f), readFileSync(join(repo, 'examples', f)));
+    const latencies: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      writeFileSync(join(upload, 'wt_users.csv'), users.replace('Team Lead', `Team Lead ${round}`));
+      const before = usersReports();
+      const r = await sh('sftp', ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', '-i', client.privateKeyPath, '-P', String(port), '-b', '-', 'bench@127.0.0.1'],
+        `lcd ${upload}\nput wt_groups.csv\nput wt_segments.csv\nput wt_users.csv\n`);
+      if (r.code !== 0) throw new Error(`sftp put failed: ${r.stderr}`);
+      const putEnd = performance.now();
+      while (usersReports() === before) {
+        if (performance.now() - putEnd > 30_000) throw new Error('no report within 30 s');
+        await new Promise((res) => setTimeout(res, 5));
+      }
+      latencies.push(performance.now() - putEnd);
+      process.stdout.write(`report round ${round + 1}/${rounds}: ${Math.round(latencies[round])} ms after the put ended\n`);
+    }
+    return { reportLatencyMs: latencies.map((x) => Math.round(x)), reportLatencyMedianMs: Math.round(median(latencies)) };
+  } finally {
+    serve.kill('SIGTERM');
+    await new Promise((r) => serve.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   process.stdout.write(`SFTP upload benchmark: ${SIZE_MB} MB put with OpenSSH sftp, cipher ${CIPHER}, ${RUNS} runs each (after one warm-up)\n`);
   const figures = await runSftpThroughputBench();
   process.stdout.write(`client: ${figures.client}\n`);
   process.stdout.write(`wt-sync: median ${figures.wtSyncMedianMBps} MB/s (${figures.wtSyncSeconds.join(', ')} s)\n`);
   process.stdout.write(`sshd (internal-sftp): median ${figures.sshdMedianMBps} MB/s (${figures.sshdSeconds.join(', ')} s)\n`);
-  process.stdout.write(`ratio wt-sync/sshd: ${figures.ratio}×\n`);
-  process.stdout.write(JSON.stringify(figures) + '\n');
+  process.stdout.write(`ratio wt-sync/sshd: ${figures.ratio}×  (target ≥ 1.5×)\n`);
+  const latency = await runReportLatencyBench();
+  process.stdout.write(`report latency (examples/ put → users report in /reports/, settle 0): median ${latency.reportLatencyMedianMs} ms (${latency.reportLatencyMs.join(', ')} ms)\n`);
+  process.stdout.write(JSON.stringify({ ...figures, ...latency }) + '\n');
 }
 
 main().catch((e) => {
