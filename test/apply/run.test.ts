@@ -246,7 +246,7 @@ describe('tenant rules against hand-made entries in WT', () => {
     expect(view().users).toHaveLength(2);
     ws.tenant('acme', { rules: { userRemoval: 'all' } });
     const r = (await reconcile(app, app.tenant('acme'), { kind: 'schedule', fileIds: [] }))!;
-    expect(r.operations.map((o) => [o.op, o.externalId])).toEqual([['remove', null]]);
+    expect(r.operations.map((o) => [o.op, 'externalId' in o ? o.externalId : undefined])).toEqual([['remove', null]]);
   });
 
   it('reports a username taken by a hand-made user as a failed operation and applies the rest', async () => {

@@ -192,7 +192,7 @@ export async function sftpClient(port: number, username: string, privateKey: Buf
   return {
     conn,
     sftp,
-    open: (p, flags) => cb2p<Buffer>((cb) => sftp.open(p, flags as string, cb)),
+    open: (p, flags) => cb2p<Buffer>((cb) => sftp.open(p, flags as never, cb)),
     write: (h, d, pos) => cb2p<void>((cb) => sftp.write(h, d, 0, d.length, pos, cb)),
     read: (h, len, pos) =>
       new Promise((resolve, reject) => {
