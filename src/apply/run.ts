@@ -11,7 +11,7 @@ import { buildReport, type Report, type ReportFile } from '../report/report.js';
 import { reportJson, reportLines, writeChunked } from '../report/text.js';
 import { attachFilesToRun, getFile, unreconciledFiles } from '../store/files.js';
 import { createRun, finishRun, heldRemovalIds, pendingRuns, runSummary, setRunStatus, supersedeHeldRuns, type RunTrigger } from '../store/runs.js';
-import { loadDesired } from '../store/snapshots.js';
+import { loadDesired, removeOrphanSnapshotFiles } from '../store/snapshots.js';
 
 export class RunError extends Error {}
 
@@ -109,6 +109,7 @@ export async function approveRun(app: App, tenant: TenantConfig, heldRunId: numb
  */
 export async function resumeUnfinished(app: App, tenantIds?: Set<string>): Promise<Report[]> {
   const reports: Report[] = [];
+  removeOrphanSnapshotFiles(app.db, app.config.paths.tmpDir, app.now());
   for (const run of pendingRuns(app.db)) {
     if (tenantIds && !tenantIds.has(run.tenant)) continue;
     const tenant = app.tenant(run.tenant);

@@ -1,6 +1,6 @@
 // Desired state against the directory → an ordered plan. Pure: no I/O, no clock (the caller passes `now`).
 import type { Rules } from '../config/schema.js';
-import { USER_SCALAR_FIELDS, type GroupRecord, type Problem, type SegmentRecord, type UserRecord } from '../model.js';
+import { USER_SCALAR_FIELDS, type GroupRecord, type Problem, type SegmentRecord, type UserRecord, type UserScalarField } from '../model.js';
 import type {
   DesiredSnapshot, DesiredState, DirectoryGroup, DirectoryState, DirectoryUser, FieldChange, Operation, Plan,
   PlannedOperation, Role, SafeguardCheck,
@@ -49,6 +49,7 @@ export function buildPlan(desired: DesiredState, dir: DirectoryState, settings: 
     const segmentLinksByUser = groupBy(dir.segmentLinks, (l) => l.userId);
     const groupExtById = new Map(dir.groups.map((g) => [g.id, g.externalId]));
     const segmentExtById = new Map(dir.segments.map((s) => [s.id, s.externalId]));
+    const mappedScalars = USER_SCALAR_FIELDS.filter((f) => fields.has(f));
     const manageMemberships = fields.has('memberOf') || fields.has('adminOf');
     const manageSegments = fields.has('segments');
     const seen = new Set<string>();
@@ -77,7 +78,7 @@ export function buildPlan(desired: DesiredState, dir: DirectoryState, settings: 
         userUpserts.push({ op: 'restore', entity: 'user', externalId: record.externalId, id: existing.id });
         changed = true;
       }
-      const changes = userChanges(existing, record, fields, settings.rules);
+      const changes = userChanges(existing, record, mappedScalars, settings.rules);
       if (changes.length > 0) {
         userUpserts.push({ op: 'update', entity: 'user', externalId: record.externalId, id: existing.id, changes });
         changed = true;
@@ -231,18 +232,35 @@ function userFields(record: UserRecord, fields: Set<string>): Record<string, str
   return out;
 }
 
-function userChanges(existing: DirectoryUser, record: UserRecord, fields: Set<string>, rules: Rules): FieldChange[] {
-  const changes: FieldChange[] = [];
-  for (const f of USER_SCALAR_FIELDS) {
-    if (!fields.has(f)) continue;
+function userChanges(existing: DirectoryUser, record: UserRecord, mapped: readonly UserScalarField[], rules: Rules): FieldChange[] {
+  let changes: FieldChange[] | undefined;
+  for (const f of mapped) {
     const before = existing[f] ?? null;
     const after = (record[f] as string | null | undefined) ?? null;
     if (before === after) continue;
     // keepInactive: someone paused in WT (e.g. parental leave) stays paused even if the file says active.
     if (f === 'status' && rules.userStatusUpdate === 'keepInactive' && before === 'inactive' && after === 'active') continue;
-    changes.push({ field: f, before, after });
+    (changes ??= []).push({ field: f, before, after });
   }
-  return changes;
+  return changes ?? NO_CHANGES;
+}
+
+const NO_CHANGES: FieldChange[] = [];
+
+const NO_OPS: Operation[] = [];
+
+/** The common case, checked without building maps: the user's memberships are exactly what the row asks for. */
+function sameMemberships(record: UserRecord, current: DirectoryState['memberships'], groupExtById: Map<number, string | null>): boolean {
+  const memberOf = record.memberOf ?? [];
+  const adminOf = record.adminOf ?? [];
+  if (current.length !== memberOf.length + adminOf.length) return false;
+  for (const m of current) {
+    const ext = groupExtById.get(m.groupId);
+    if (!ext) return false;
+    const listed = m.role === 'admin' ? adminOf.includes(ext) : memberOf.includes(ext) && !adminOf.includes(ext);
+    if (!listed) return false;
+  }
+  return true;
 }
 
 /** The memberships a user row asks for: admin where listed as admin (admin implies member). */
@@ -261,6 +279,7 @@ function membershipOps(
   record: UserRecord, fields: Set<string>, current: DirectoryState['memberships'], groupExtById: Map<number, string | null>,
   removedGroups: Set<string>, mode: Rules['membershipUpdate'],
 ): Operation[] {
+  if (sameMemberships(record, current, groupExtById)) return NO_OPS;
   const desired = desiredRoles(record);
   const ops: Operation[] = [];
   const existingByGroup = new Map<string, DirectoryState['memberships'][number]>();

@@ -1,6 +1,6 @@
-// Valid rows stream into a private throwaway SQLite file while a file is parsed: memory stays flat however
-// large the file, and nothing reaches the service database until the whole file is accepted (then
-// `commitSnapshot` copies the rows over in one transaction).
+// Valid rows stream into a private SQLite file while a file is parsed: memory stays flat however large the
+// file, and nothing reaches the service database until the whole file is accepted. Then `commitSnapshot`
+// moves this file into place as the snapshot's rows; a rejected file's staging file is deleted.
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -98,13 +98,13 @@ export class StagingSink implements RowSink {
     return null;
   }
 
-  /** Ends writing; the file stays for `commitSnapshot` to copy from. */
+  /** Ends writing; the file stays for `commitSnapshot` to move into place. */
   finish(): void {
     if (this.db.inTransaction) this.db.exec('COMMIT');
     this.db.close();
   }
 
-  /** Drops the staged rows; safe to call more than once. */
+  /** Drops the staged rows (nothing to do once `commitSnapshot` moved them); safe to call more than once. */
   discard(): void {
     if (this.db.open) this.db.close();
     for (const suffix of ['', '-journal', '-wal', '-shm']) fs.rmSync(this.file + suffix, { force: true });

@@ -18,24 +18,18 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX files_by_tenant ON files (tenant, type, id);
 
+  -- An accepted snapshot's rows live in their own SQLite file under <data>/snapshots/ (rows_file): the staging
+  -- file of the parse, moved there whole, so accepting a large file copies nothing.
   CREATE TABLE snapshots (
     id INTEGER PRIMARY KEY,
     tenant TEXT NOT NULL,
     type TEXT NOT NULL CHECK (type IN ('users', 'groups', 'segments')),
     file_id INTEGER NOT NULL REFERENCES files (id),
     fields TEXT NOT NULL,
+    rows_file TEXT NOT NULL,
     created_at TEXT NOT NULL
   );
   CREATE INDEX snapshots_latest ON snapshots (tenant, type, id);
-
-  CREATE TABLE snapshot_rows (
-    snapshot_id INTEGER NOT NULL REFERENCES snapshots (id) ON DELETE CASCADE,
-    line INTEGER NOT NULL,
-    external_id TEXT NOT NULL,
-    data TEXT NOT NULL,
-    -- Keyed by line: rows arrive and are read in file order (external IDs are unique per snapshot by staging).
-    PRIMARY KEY (snapshot_id, line)
-  ) WITHOUT ROWID;
 
   CREATE TABLE snapshot_problems (
     snapshot_id INTEGER NOT NULL REFERENCES snapshots (id) ON DELETE CASCADE,

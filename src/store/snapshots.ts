@@ -1,16 +1,20 @@
 // Accepted snapshots per tenant and type; the latest of each type is the tenant's desired state.
 import type { FileType, GroupRecord, Problem, SegmentRecord, UserRecord } from '../model.js';
-import type { DesiredSnapshot, DesiredState } from '../plan/types.js';
+import Database from 'better-sqlite3';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { DesiredSnapshot, DesiredState, Located } from '../plan/types.js';
 import { inTransaction, type Db } from './db.js';
 import { finishFile } from './files.js';
 
-/** Older snapshots kept per tenant and type, for inspection; the rest are dropped to bound the database. */
+/** Older snapshots kept per tenant and type, for inspection; the rest are dropped to bound the disk. */
 const KEEP_SNAPSHOTS = 3;
 
 export interface AcceptedFile {
   tenant: string;
   type: FileType;
   fileId: number;
+  /** The finished staging file (see src/snapshot/staging.ts); it is moved, not copied. */
   stagingFile: string;
   fields: string[];
   problems: Problem[];
@@ -19,24 +23,55 @@ export interface AcceptedFile {
   now: string;
 }
 
-/** Copies the staged rows into the database and marks the file accepted, all in one transaction. */
+/** Snapshot row files live beside the database. */
+function snapshotsDir(db: Db): string {
+  return path.join(path.dirname(db.name), 'snapshots');
+}
+
+/**
+ * Makes the staged rows the tenant's snapshot of their type and marks the file accepted. The rows file is
+ * fsynced and moved into place first, then one transaction records it: a crash in between leaves only an
+ * unreferenced file, removed by `removeOrphanSnapshotFiles`.
+ */
 export function commitSnapshot(db: Db, a: AcceptedFile): number {
-  db.prepare('ATTACH DATABASE ? AS staging').run(a.stagingFile);
-  try {
-    return inTransaction(db, () => {
-      const id = Number(db.prepare('INSERT INTO snapshots (tenant, type, file_id, fields, created_at) VALUES (?, ?, ?, ?, ?)')
-        .run(a.tenant, a.type, a.fileId, JSON.stringify(a.fields), a.now).lastInsertRowid);
-      db.prepare('INSERT INTO snapshot_rows (snapshot_id, line, external_id, data) SELECT ?, line, external_id, data FROM staging.rows ORDER BY line').run(id);
-      const addProblem = db.prepare('INSERT INTO snapshot_problems (snapshot_id, entity_id, problem) VALUES (?, ?, ?)');
-      for (const p of a.problems) if (p.level === 'row') addProblem.run(id, p.entityId ?? null, JSON.stringify(p));
-      finishFile(db, a.fileId, { status: 'accepted', problems: a.problems, dataRows: a.dataRows, validRows: a.validRows, processedAt: a.now });
-      const old = db.prepare('SELECT id FROM snapshots WHERE tenant = ? AND type = ? ORDER BY id DESC LIMIT -1 OFFSET ?').pluck().all(a.tenant, a.type, KEEP_SNAPSHOTS) as number[];
-      const drop = db.prepare('DELETE FROM snapshots WHERE id = ?');
-      for (const oldId of old) drop.run(oldId);
-      return id;
-    });
-  } finally {
-    db.exec('DETACH DATABASE staging');
+  const dir = snapshotsDir(db);
+  fs.mkdirSync(dir, { recursive: true });
+  const name = `${a.tenant}-${a.type}-${a.fileId}.sqlite`;
+  const fd = fs.openSync(a.stagingFile, 'r+');
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  fs.renameSync(a.stagingFile, path.join(dir, name));
+  const dropped: string[] = [];
+  const id = inTransaction(db, () => {
+    const id = Number(db.prepare('INSERT INTO snapshots (tenant, type, file_id, fields, rows_file, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(a.tenant, a.type, a.fileId, JSON.stringify(a.fields), name, a.now).lastInsertRowid);
+    const addProblem = db.prepare('INSERT INTO snapshot_problems (snapshot_id, entity_id, problem) VALUES (?, ?, ?)');
+    for (const p of a.problems) if (p.level === 'row') addProblem.run(id, p.entityId ?? null, JSON.stringify(p));
+    finishFile(db, a.fileId, { status: 'accepted', problems: a.problems, dataRows: a.dataRows, validRows: a.validRows, processedAt: a.now });
+    const old = db.prepare('SELECT id, rows_file FROM snapshots WHERE tenant = ? AND type = ? ORDER BY id DESC LIMIT -1 OFFSET ?').all(a.tenant, a.type, KEEP_SNAPSHOTS) as { id: number; rows_file: string }[];
+    const drop = db.prepare('DELETE FROM snapshots WHERE id = ?');
+    for (const o of old) {
+      drop.run(o.id);
+      dropped.push(o.rows_file);
+    }
+    return id;
+  });
+  for (const f of dropped) fs.rmSync(path.join(dir, f), { force: true });
+  return id;
+}
+
+/** After a crash: rows files no snapshot refers to, and staging files left behind for more than a day. */
+export function removeOrphanSnapshotFiles(db: Db, tmpDir: string, now: Date): void {
+  const dir = snapshotsDir(db);
+  if (fs.existsSync(dir)) {
+    const known = new Set(db.prepare('SELECT rows_file FROM snapshots').pluck().all() as string[]);
+    for (const f of fs.readdirSync(dir)) if (!known.has(f)) fs.rmSync(path.join(dir, f), { force: true });
+  }
+  if (fs.existsSync(tmpDir)) {
+    for (const f of fs.readdirSync(tmpDir)) {
+      const p = path.join(tmpDir, f);
+      if (f.startsWith('staging-') && now.getTime() - fs.statSync(p).mtimeMs > 86_400_000) fs.rmSync(p, { force: true });
+    }
   }
 }
 
@@ -50,11 +85,17 @@ export function loadDesired(db: Db, tenant: string): DesiredState {
 
 function loadLatest<T>(db: Db, tenant: string, type: FileType): DesiredSnapshot<T> | undefined {
   const snap = db
-    .prepare('SELECT s.id, s.fields, f.name FROM snapshots s JOIN files f ON f.id = s.file_id WHERE s.tenant = ? AND s.type = ? ORDER BY s.id DESC LIMIT 1')
-    .get(tenant, type) as { id: number; fields: string; name: string } | undefined;
+    .prepare('SELECT s.id, s.fields, s.rows_file AS rowsFile, f.name FROM snapshots s JOIN files f ON f.id = s.file_id WHERE s.tenant = ? AND s.type = ? ORDER BY s.id DESC LIMIT 1')
+    .get(tenant, type) as { id: number; fields: string; rowsFile: string; name: string } | undefined;
   if (!snap) return undefined;
-  const records = (db.prepare('SELECT line, data FROM snapshot_rows WHERE snapshot_id = ? ORDER BY line').raw().all(snap.id) as [number, string][])
-    .map(([line, data]) => ({ line, record: JSON.parse(data) as T }));
+  const rowsDb = new Database(path.join(snapshotsDir(db), snap.rowsFile), { readonly: true, fileMustExist: true });
+  let records: Located<T>[];
+  try {
+    records = (rowsDb.prepare('SELECT line, data FROM rows ORDER BY line').raw().all() as [number, string][])
+      .map(([line, data]) => ({ line, record: JSON.parse(data) as T }));
+  } finally {
+    rowsDb.close();
+  }
   const protectedIds = new Set(db.prepare('SELECT entity_id FROM snapshot_problems WHERE snapshot_id = ? AND entity_id IS NOT NULL').pluck().all(snap.id) as string[]);
   return { file: snap.name, records, protectedIds, fields: new Set(JSON.parse(snap.fields) as string[]) };
 }

@@ -273,4 +273,15 @@ describe('crash recovery bookkeeping', () => {
     expect(user('u1')).toMatchObject({ memberOf: ['dev'] });
     expect(await resumeUnfinished(app)).toEqual([]);
   });
+
+  it('removes snapshot rows files no snapshot refers to (a crash between move and record), keeps the rest', async () => {
+    await ingest({ 'groups.csv': GROUPS });
+    const dir = path.join(app.config.paths.dataDir, 'snapshots');
+    const kept = fs.readdirSync(dir);
+    expect(kept).toHaveLength(1);
+    fs.writeFileSync(path.join(dir, 'acme-users-99.sqlite'), 'left by a crash');
+    await resumeUnfinished(app);
+    expect(fs.readdirSync(dir)).toEqual(kept);
+    expect(view().groups).toHaveLength(3);
+  });
 });
