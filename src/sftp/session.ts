@@ -3,6 +3,7 @@
 // What the customer sees under `/` is the tenant's home folder (folders, reports) plus in-progress uploads
 // (the partial files, so that clients can resume them); completed uploads have left for the inbox and are only
 // remembered for a short while so STAT/SETSTAT right after CLOSE/RENAME succeed.
+import type { CompletedUpload } from './server.js';
 import { createHash, type Hash } from 'node:crypto';
 import fs, { constants as FS, promises as fsp, type Stats } from 'node:fs';
 import type { Logger } from 'pino';
@@ -33,20 +34,12 @@ export interface SessionLimits {
   maxBufferedWriteBytes: number;
 }
 
-export interface CompletedUploadInfo {
-  tenantId: string;
-  name: string;
-  inboxPath: string;
-  size: number;
-  sha256: string;
-  durationMs: number;
-}
 
 export interface SessionContext {
   tenant: TenantStore;
   logger: Logger;
   limits: SessionLimits;
-  onUploadComplete: (upload: CompletedUploadInfo) => void;
+  onUploadComplete: (upload: CompletedUpload) => void;
   /** Marks activity (idle timeout). */
   touch: () => void;
   isShuttingDown: () => boolean;
