@@ -21,6 +21,6 @@ RUN mkdir -p /app/config/tenants /app/keys /app/data && chown -R node:node /app/
 USER node
 VOLUME ["/app/keys", "/app/data"]
 EXPOSE 2222 8080
-# HTTP listens on 127.0.0.1 by default; in a container set http.host: 0.0.0.0 in config/wt-sync.yaml to publish it.
+# HTTP listens on 127.0.0.1 by default; set WT_SYNC_HTTP_HOST=0.0.0.0 (as docker-compose.yml does) to publish it.
 HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:8080/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 CMD ["node", "--max-semi-space-size=32", "dist/cli.js", "serve"]

@@ -49,6 +49,7 @@ async function serve(o: ServeOptions): Promise<void> {
 
   const hostKey = ensureHostKey(paths.keysDir);
   const demo = loadTenants(paths.tenantsDir).length === 0 ? createDemoTenant(app) : null;
+  const httpHost = process.env.WT_SYNC_HTTP_HOST || service.http.host;
   const tenants = loadTenants(paths.tenantsDir);
 
   const inbox = new Inbox(app, () => tenants, { archiveDays: service.archiveDays, settleSecondsOverride: settle });
@@ -71,13 +72,13 @@ async function serve(o: ServeOptions): Promise<void> {
       ban: { maxFailures: service.sftp.ban.maxFailures, windowMs: service.sftp.ban.windowMinutes * 60_000, banMs: service.sftp.ban.banMinutes * 60_000 },
     },
   });
-  const http = await startHttpServer(service.http.host, httpPort, { problem: () => (app.db.open ? null : 'database closed') });
+  const http = await startHttpServer(httpHost, httpPort, { problem: () => (app.db.open ? null : 'database closed') });
 
   app.logger.info({ sftpPort: sftp.port, httpPort: http.port, hostKey: hostKey.fingerprint, tenants: tenants.map((t) => t.id) }, 'wt-sync serving');
   const out = [
     `wt-sync serving ${tenants.length} tenant(s): ${tenants.map((t) => t.id).join(', ')}`,
     `  SFTP  ${service.sftp.host}:${sftp.port}   host key ${hostKey.fingerprint}`,
-    `  HTTP  http://${service.http.host}:${http.port}/healthz`,
+    `  HTTP  http://${httpHost}:${http.port}/healthz`,
   ];
   if (demo) {
     out.push(
@@ -107,8 +108,20 @@ async function serve(o: ServeOptions): Promise<void> {
   await new Promise(() => undefined); // serve until a signal
 }
 
-/** The embedded default a newcomer can try at once: a demo tenant with the seed's columns and a fresh key pair. */
-function createDemoTenant(app: App) {
+/**
+ * The embedded default a newcomer can try at once: a demo tenant with the seed's columns and a fresh key pair.
+ * Where the tenant folder is read-only (a container with mounted config), the service starts without tenants.
+ */
+function createDemoTenant(app: App): { tenantFile: string; privateKeyPath: string } | null {
+  try {
+    return writeDemoTenant(app);
+  } catch (err) {
+    app.logger.warn({ err: (err as Error).message }, 'no tenant is configured and no demo tenant could be created: add files to the tenants folder');
+    return null;
+  }
+}
+
+function writeDemoTenant(app: App) {
   const { paths } = app.config;
   const keyDir = path.join(paths.keysDir, 'tenants', 'demo');
   const pair = fs.existsSync(path.join(keyDir, 'id_ed25519'))
