@@ -30,6 +30,9 @@ export interface CsvSyntaxError {
 /** Rows are handed on in batches: one async step per batch instead of per row. */
 const BATCH_ROWS = 512;
 
+/** No snapshot row is this long: a longer one is a wrong file or a quote never closed, not something to buffer. */
+export const MAX_ROW_CHARS = 1 << 20;
+
 /**
  * CSV text (validated UTF-8 bytes) → batches of rows, exactly as fast-csv reads them, but fast.
  *
@@ -89,6 +92,10 @@ export class CsvRowStream extends Transform {
     }
     if (batch.length > 0) this.push(batch);
     this.pending = this.syntaxError === null ? text.slice(p) : '';
+    if (this.pending.length > MAX_ROW_CHARS) {
+      this.syntaxError = { message: `a row is longer than ${MAX_ROW_CHARS.toLocaleString('en')} characters`, text: this.pending.slice(0, MAX_ROW_CHARS) };
+      this.pending = '';
+    }
   }
 
   /** Hands fast-csv the one record starting at `p`; returns the chars consumed, 0 when it needs more text. */

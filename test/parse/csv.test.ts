@@ -56,6 +56,22 @@ describe('CSV reading and line numbers', () => {
     expect(result.problems[0].hint).toContain('enclosed in double quotes');
   });
 
+  it('an unclosed quote early in a large file fails fast instead of buffering the rest of the file', async () => {
+    const rows = Array.from({ length: 20_000 }, (_, i) => userRow(`u${i}`, { Title: i === 1 ? '"Developer' : 'Developer' }));
+    const { result, sink } = await run('users', usersFile(...rows));
+    expect(result.status).toBe('rejected');
+    expect(messages(result)).toEqual(['the file is not valid CSV: a quoted value starting on line 3 is never closed']);
+    // Reading stopped a megabyte after the quote: the one row before it was seen, none of the 19,998 after.
+    expect(result.dataRows).toBe(1);
+    expect(sink.records).toHaveLength(1);
+  });
+
+  it('a file without line breaks (not a CSV export) is rejected, not buffered whole', async () => {
+    const { result } = await run('users', usersFile('x'.repeat(3 << 20)));
+    expect(result.status).toBe('rejected');
+    expect(messages(result)[0]).toMatch(/not valid CSV at or after line 2: a row is longer than 1,048,576 characters/);
+  });
+
   it('text after a closing quote rejects the file as not valid CSV', async () => {
     const text = usersFile(userRow('a'), userRow('b', { Title: '"multi\nline"' }), userRow('c', { Title: '"Dev"eloper' }), userRow('d'));
     for (const chunkSize of [5, 65536]) {
