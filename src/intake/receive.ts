@@ -17,6 +17,19 @@ export interface ReceivedFile extends ReportFile {
   problems: Problem[];
 }
 
+/** Row problems kept for a rejected file: nothing in it is applied, so the first ones are enough to fix it. */
+export const MAX_REPORTED_ROW_PROBLEMS = 1000;
+
+function capRowProblems(problems: Problem[], file: string): Problem[] {
+  const rows = problems.filter((p) => p.level !== 'file');
+  if (rows.length <= MAX_REPORTED_ROW_PROBLEMS) return problems;
+  return [
+    ...problems.filter((p) => p.level === 'file'),
+    ...rows.slice(0, MAX_REPORTED_ROW_PROBLEMS),
+    { level: 'warning', file, message: `${rows.length - MAX_REPORTED_ROW_PROBLEMS} more row problems are not listed; fix the ones above (they are often all the same mistake) and upload the file again` },
+  ];
+}
+
 export interface ReceiveOptions {
   /** Name shown in reports; defaults to the base name of the path. */
   name?: string;
@@ -42,7 +55,8 @@ export async function receiveFile(app: App, tenant: TenantConfig, file: string, 
   }
 
   const id = recordFile(app.db, { tenant: tenant.id, ...base, receivedAt: now });
-  const reject = (problems: Problem[], dataRows?: number, validRows?: number): ReceivedFile => {
+  const reject = (all: Problem[], dataRows?: number, validRows?: number): ReceivedFile => {
+    const problems = capRowProblems(all, name);
     finishFile(app.db, id, { status: 'rejected', problems, dataRows, validRows, processedAt: app.now().toISOString() });
     app.logger.warn({ tenant: tenant.id, file: name, sha256, problems: problems.filter((p) => p.level === 'file').map((p) => p.message) }, 'file rejected');
     return { id, ...base, status: 'rejected', problems, dataRows: dataRows ?? null, validRows: validRows ?? null };

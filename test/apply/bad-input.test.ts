@@ -71,3 +71,15 @@ describe('bad files change nothing', () => {
     expect(readDirectory(app.db, 'acme')).toEqual(before);
   });
 });
+
+describe('a file where every row is wrong', () => {
+  it('is rejected with the first 1000 row problems listed and the rest counted', async () => {
+    const header = fs.readFileSync(path.join(REPO, 'examples/wt_users.csv'), 'utf8').split('\n')[0];
+    const rows = Array.from({ length: 5000 }, (_, i) => `u${i};A;B;u${i};u${i}@x.se;;;01/02/1980;;;;;;;Active;`);
+    const received = await receiveFile(app, app.tenant('acme'), ws.file('dates_users.csv', [header, ...rows].join('\n')));
+    expect(received.status).toBe('rejected');
+    expect(received.problems[0].message).toBe('too many invalid rows: 5000 of 5000 (100%) exceed the limit of 20%');
+    expect(received.problems.filter((p) => p.level === 'row')).toHaveLength(1000);
+    expect(received.problems.at(-1)!.message).toMatch(/^4000 more row problems are not listed/);
+  });
+});
