@@ -7,7 +7,7 @@ import type { TenantConfig } from '../config/schema.js';
 import type { FileType, Problem } from '../model.js';
 import { parseFile } from '../parse/parse-file.js';
 import { StagingSink } from '../snapshot/staging.js';
-import { finishFile, lastProcessedFile, recordFile } from '../store/files.js';
+import { finishFile, lastAcceptedFile, recordFile } from '../store/files.js';
 import { commitSnapshot } from '../store/snapshots.js';
 import type { ReportFile } from '../report/report.js';
 import { fileTypeOf } from './file-type.js';
@@ -45,9 +45,9 @@ export async function receiveFile(app: App, tenant: TenantConfig, file: string, 
   const type: FileType | null = match.type;
   const base = { name, type, sha256, size };
 
-  const previous = lastProcessedFile(app.db, tenant.id, type);
+  const previous = type === null ? undefined : lastAcceptedFile(app.db, tenant.id, type);
   if (previous && previous.sha256 === sha256) {
-    const problems: Problem[] = [{ level: 'warning', file: name, message: `same content as ${previous.name} received ${previous.receivedAt} (file #${previous.id}, ${previous.status}); not processed again` }];
+    const problems: Problem[] = [{ level: 'warning', file: name, message: `same content as ${previous.name} received ${previous.receivedAt} (file #${previous.id}), the tenant's current snapshot; not processed again` }];
     const id = recordFile(app.db, { tenant: tenant.id, ...base, receivedAt: now });
     finishFile(app.db, id, { status: 'duplicate', problems, processedAt: now });
     app.logger.info({ tenant: tenant.id, file: name, sha256, duplicateOf: previous.id }, 'duplicate file');

@@ -25,7 +25,8 @@ export function buildPlan(desired: DesiredState, dir: DirectoryState, settings: 
   const segmentsById = indexByExternalId(dir.segments);
   const usersById = indexByExternalId(dir.users);
 
-  const groupOps = desired.groups ? planGroups(desired.groups, dir.groups, groupsById, unchanged) : { upserts: [], removals: [] };
+  const groupOps = desired.groups ? planGroups(desired.groups, dir.groups, groupsById, unchanged) : { upserts: [], removals: [], problems: [] };
+  problems.push(...groupOps.problems);
   const segmentOps = desired.segments ? planSegments(desired.segments, dir.segments, segmentsById, unchanged) : { upserts: [], removals: [] };
 
   // References resolve against the combined desired state: the group/segment snapshot when there is one, else the directory.
@@ -115,7 +116,8 @@ export function buildPlan(desired: DesiredState, dir: DirectoryState, settings: 
     }
   }
 
-  const safeguard = checkSafeguard(userRemovals.length, dir.users, settings);
+  const restores = userUpserts.filter((o) => o.op === 'restore').length;
+  const safeguard = checkSafeguard(userRemovals.length, restores, dir.users, settings);
   // Every op object was made here, so numbering (and holding) them in place saves a copy per op.
   const ops = [
     groupOps.upserts, segmentOps.upserts, userUpserts, links, userRemovals, segmentOps.removals, groupOps.removals, purges,
@@ -128,8 +130,9 @@ export function buildPlan(desired: DesiredState, dir: DirectoryState, settings: 
   return { tenant: settings.tenant, createdAt: settings.now, ops, problems, unchanged, safeguard };
 }
 
-function checkSafeguard(removals: number, users: DirectoryUser[], settings: PlanSettings): SafeguardCheck {
-  const managedUsers = users.filter((u) => !u.removedAt && (settings.rules.userRemoval === 'all' || u.externalId !== null)).length;
+function checkSafeguard(removals: number, restores: number, users: DirectoryUser[], settings: PlanSettings): SafeguardCheck {
+  // Users this plan restores are managed again: counting them keeps a big comeback from looking like a purge.
+  const managedUsers = restores + users.filter((u) => !u.removedAt && (settings.rules.userRemoval === 'all' || u.externalId !== null)).length;
   const base = { removals, managedUsers, maxRemovals: settings.maxRemovals, maxRemovalPercent: settings.maxRemovalPercent };
   if (settings.approved || removals === 0) return { ...base, held: false };
   const percent = managedUsers === 0 ? 100 : (removals / managedUsers) * 100;
@@ -164,18 +167,37 @@ function planGroups(snap: DesiredSnapshot<GroupRecord>, current: DirectoryGroup[
     else unchanged.groups++;
   }
   // Children first: a group is removed only after every group below it.
-  const gone = current.filter((g) => g.externalId !== null && !desiredById.has(g.externalId) && !snap.protectedIds.has(g.externalId));
+  const gone = new Set(current.filter((g) => g.externalId !== null && !desiredById.has(g.externalId) && !snap.protectedIds.has(g.externalId)));
+  // A group that stays (a rejected row, made by hand) keeps its parent: that parent is not removed either.
+  const problems: Problem[] = [];
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const g of current) {
+      if (gone.has(g)) continue;
+      const parentId = g.externalId !== null && desiredById.has(g.externalId) ? desiredById.get(g.externalId)!.parentId : g.parentId;
+      const parent = parentId === null ? undefined : byId.get(parentId);
+      if (parent && gone.has(parent)) {
+        gone.delete(parent);
+        changed = true;
+        problems.push({
+          level: 'warning', file: snap.file, entityId: parent.externalId!,
+          message: `group "${parent.externalId}" is not in the file but was kept: group "${g.externalId ?? g.name}" still belongs under it`,
+          hint: `list "${parent.externalId}" in the group file, or move or fix "${g.externalId ?? g.name}" first`,
+        });
+      }
+    }
+  }
   const currentById = new Map(current.filter((g) => g.externalId).map((g) => [g.externalId as string, g]));
   const currentDepth = (g: DirectoryGroup): number => {
     let d = 0;
     for (let p = g.parentId; p && d <= current.length; p = currentById.get(p)?.parentId ?? null) d++;
     return d;
   };
-  const removals: (Operation & { externalId: string })[] = gone
+  const removals: (Operation & { externalId: string })[] = [...gone]
     .map((g) => ({ g, d: currentDepth(g) }))
     .sort((a, b) => b.d - a.d)
     .map(({ g }) => ({ op: 'remove', entity: 'group', externalId: g.externalId as string, id: g.id, name: g.name }));
-  return { upserts, removals };
+  return { upserts, removals, problems };
 }
 
 function planSegments(snap: DesiredSnapshot<SegmentRecord>, current: { id: number; externalId: string | null; name: string }[], byId: Map<string, { id: number; name: string }>, unchanged: Plan['unchanged']) {

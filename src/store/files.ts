@@ -39,9 +39,13 @@ export function finishFile(db: Db, id: number, f: { status: Exclude<FileStatus, 
     .run(f.status, JSON.stringify(f.problems), f.dataRows ?? null, f.validRows ?? null, f.processedAt, id);
 }
 
-/** The last file of this type that was processed (accepted or rejected): the one a re-upload would duplicate. */
-export function lastProcessedFile(db: Db, tenant: string, type: FileType | null): FileRow | undefined {
-  return toRow(db.prepare(`${SELECT} WHERE tenant = ? AND type IS ? AND status IN ('accepted', 'rejected') ORDER BY id DESC LIMIT 1`).get(tenant, type) as Record<string, unknown> | undefined);
+/**
+ * The last accepted file of this type: the tenant's current snapshot, which a re-upload of the same bytes
+ * would change nothing about. A rejected file is not a duplicate: sent again (e.g. after WT fixed the tenant's
+ * setup) it is processed again.
+ */
+export function lastAcceptedFile(db: Db, tenant: string, type: FileType): FileRow | undefined {
+  return toRow(db.prepare(`${SELECT} WHERE tenant = ? AND type = ? AND status = 'accepted' ORDER BY id DESC LIMIT 1`).get(tenant, type) as Record<string, unknown> | undefined);
 }
 
 export function attachFilesToRun(db: Db, fileIds: number[], runId: number): void {

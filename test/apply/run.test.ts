@@ -135,6 +135,16 @@ describe('day-to-day snapshots', () => {
     expect(listFiles(app.db, 'acme')[0]).toMatchObject({ name: 'users.csv', status: 'duplicate' });
   });
 
+  it('processes a rejected file sent again with the same bytes (e.g. after the tenant setup was fixed)', async () => {
+    const bad = usersCsv([{ id: 'u1', email: 'broken' }]);
+    const first = (await ingest({ 'users.csv': bad }))!;
+    expect(first.files[0].status).toBe('rejected');
+    ws.tenant('acme', { safeguards: { maxInvalidRowPercent: 100 } });
+    const again = (await ingest({ 'users.csv': bad }))!;
+    expect(again.files[0].status).toBe('rejected'); // still every row invalid, but looked at again, not a duplicate
+    expect(again.problems.map((p) => p.message)).toContain('no valid rows: an empty snapshot is never applied, it would remove everyone');
+  });
+
   it('leaves a user with a row error exactly as it is (neither updated nor removed)', async () => {
     await ingest({ 'groups.csv': GROUPS, 'segments.csv': SEGMENTS, 'users.csv': day1 });
     const before = user('u2');

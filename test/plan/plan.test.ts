@@ -144,8 +144,8 @@ describe('second day', () => {
     expect(opsOf(p)).toEqual([{ op: 'update', entity: 'user', externalId: 'A', id: 1, changes: [{ field: 'phone', before: '+46 1', after: null }] }]);
   });
 
-  it('counts the removal in the safeguard (managed users exclude soft-removed ones)', () => {
-    expect(plan.safeguard).toMatchObject({ removals: 1, managedUsers: 3, held: false });
+  it('counts the removal in the safeguard against the managed users: live ones and those this plan restores', () => {
+    expect(plan.safeguard).toMatchObject({ removals: 1, managedUsers: 5, held: false }); // A, B, F live; C and E restored
   });
 });
 
@@ -392,6 +392,13 @@ describe('rule: segmentConnectionUpdate', () => {
 });
 
 describe('safeguards', () => {
+  it('a big comeback with one removal is not held: restored users count as managed', () => {
+    const users = Array.from({ length: 25 }, (_, i) => dirUser(i + 1, `U${i}`, i === 0 ? {} : { removedAt: '2025-01-01T00:00:00.000Z', purgeAfter: '2099-01-01T00:00:00.000Z' }));
+    const plan = buildPlan({ users: usersSnap(Array.from({ length: 24 }, (_, i) => user(`U${i + 1}`))) }, directory({ users }), settings({ maxRemovalPercent: 10 }));
+    expect(plan.ops.filter((o) => o.op === 'restore')).toHaveLength(24);
+    expect(plan.safeguard).toMatchObject({ removals: 1, managedUsers: 25, held: false });
+  });
+
   /** `managed` live users U1..Un; the file keeps the first `managed - removals`, and changes U1's title. */
   function scenario(managed: number, removals: number) {
     const ids = Array.from({ length: managed }, (_, i) => `U${i + 1}`);
@@ -524,6 +531,28 @@ describe('groups', () => {
       { op: 'remove', entity: 'group', externalId: 'LEAF', id: 3, name: 'Leaf' },
       { op: 'remove', entity: 'group', externalId: 'MID', id: 2, name: 'Mid' },
       { op: 'remove', entity: 'group', externalId: 'TOP', id: 1, name: 'Top' },
+    ]);
+  });
+
+  it('keeps a group that is not in the file while a group that stays still belongs under it', () => {
+    const dir = directory({
+      groups: [
+        dirGroup(1, 'SALES', 'Sales'),
+        dirGroup(2, 'S-LON', 'London', 'SALES'), // its row failed: left as it is, so its parent stays too
+        dirGroup(3, 'HQ', 'HQ'),
+        dirGroup(4, null, 'Hand-made', 'HQ'), // made in WT under HQ: HQ stays
+        dirGroup(5, 'OLD', 'Old'),
+        dirGroup(6, 'MOVED', 'Moved', 'OLD'), // moves away from OLD in this plan: OLD can go
+      ],
+    });
+    const plan = buildPlan({ groups: groupsSnap([group('MOVED', 'Moved')], ['S-LON']) }, dir, settings());
+    expect(opsOf(plan)).toEqual([
+      { op: 'update', entity: 'group', externalId: 'MOVED', id: 6, changes: [{ field: 'parentId', before: 'OLD', after: null }] },
+      { op: 'remove', entity: 'group', externalId: 'OLD', id: 5, name: 'Old' },
+    ]);
+    expect(plan.problems.map((p) => [p.level, p.entityId, p.message])).toEqual([
+      ['warning', 'SALES', 'group "SALES" is not in the file but was kept: group "S-LON" still belongs under it'],
+      ['warning', 'HQ', 'group "HQ" is not in the file but was kept: group "Hand-made" still belongs under it'],
     ]);
   });
 
