@@ -12,7 +12,7 @@ import { parseFile } from '../parse/parse-file.js';
 import type { DesiredSnapshot } from '../plan/types.js';
 import { buildReport, type ReportFile } from '../report/report.js';
 import { loadDesired } from '../store/snapshots.js';
-import { EXIT, printReport, requireTenant, UsageError, withApp, type GlobalOptions } from './common.js';
+import { EXIT, printReport, requireFiles, requireTenant, withApp, type GlobalOptions } from './common.js';
 
 export function register(program: Command): void {
   program
@@ -25,11 +25,11 @@ export function register(program: Command): void {
       const o = { ...cmd.optsWithGlobals(), ...opts } as GlobalOptions & { tenant: string };
       process.exitCode = await withApp(o, async (app) => {
         const tenant = requireTenant(app, o.tenant);
+        requireFiles(files);
         const desired = loadDesired(app.db, tenant.id);
         const reportFiles: ReportFile[] = [];
         const problems: Problem[] = [];
         for (const [i, file] of files.entries()) {
-          if (!fs.existsSync(file)) throw new UsageError(`file not found: ${file}`);
           const name = path.basename(file);
           const match = fileTypeOf(tenant, name);
           const entry: ReportFile = { id: -(i + 1), name, type: match.type, sha256: await sha256File(file), size: fs.statSync(file).size, status: 'rejected', dataRows: null, validRows: null };

@@ -33,6 +33,19 @@ export function requireTenant(app: App, id: string | undefined): TenantConfig {
   return app.tenant(id);
 }
 
+/** Every file argument must be a readable regular file, checked before anything is received. */
+export function requireFiles(files: string[]): void {
+  for (const file of files) {
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(file);
+    } catch {
+      throw new UsageError(`file not found: ${file}`);
+    }
+    if (!stat.isFile()) throw new UsageError(`not a file: ${file}`);
+  }
+}
+
 export function parseRunId(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new UsageError(`run id must be a positive integer, got "${value}"`);

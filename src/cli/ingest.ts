@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { reconcile, resumeUnfinished } from '../apply/run.js';
 import { receiveFile, type ReceivedFile } from '../intake/receive.js';
 import { describeProblem } from '../report/text.js';
-import { EXIT, print, printReport, requireTenant, withApp, type GlobalOptions } from './common.js';
+import { EXIT, print, printReport, requireFiles, requireTenant, withApp, type GlobalOptions } from './common.js';
 
 export function register(program: Command): void {
   program
@@ -16,6 +16,7 @@ export function register(program: Command): void {
       const o = { ...cmd.optsWithGlobals(), ...opts } as GlobalOptions & { tenant: string };
       process.exitCode = await withApp(o, async (app) => {
         const tenant = requireTenant(app, o.tenant);
+        requireFiles(files);
         // Work a crash left unfinished comes first, so runs apply in arrival order.
         await resumeUnfinished(app, new Set([tenant.id]));
         const received: ReceivedFile[] = [];

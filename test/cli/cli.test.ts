@@ -104,6 +104,14 @@ describe('wt-sync ingest, status, report, directory', () => {
 });
 
 describe('usage errors exit 2', () => {
+  it('checks every file argument before receiving any', () => {
+    const filesBefore = JSON.parse(ws.cli(['status', '--tenant', 'acme', '--json']).stdout)[0].files.length;
+    const r = ws.cli(['ingest', '--tenant', 'acme', path.join(REPO, 'examples/wt_segments.csv'), 'nonexistent_users.csv']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe('wt-sync: file not found: nonexistent_users.csv\n');
+    expect(JSON.parse(ws.cli(['status', '--tenant', 'acme', '--json']).stdout)[0].files).toHaveLength(filesBefore);
+  });
+
   it.each([
     [['frobnicate']],
     [['ingest', 'x.csv']],
@@ -111,10 +119,13 @@ describe('usage errors exit 2', () => {
     [['approve', '--tenant', 'acme', 'abc']],
     [['approve', '--tenant', 'acme', '1']],
     [['check', '--tenant', 'acme', 'missing.csv']],
+    [['ingest', '--tenant', 'acme', 'missing_users.csv']],
+    [['check', '--tenant', 'acme', '.']],
   ])('%j', (args) => {
     const r = ws.cli(args);
     expect(r.status).toBe(2);
-    expect(r.stderr.length).toBeGreaterThan(0);
+    expect(r.stderr).toMatch(/^(error|wt-sync): /m);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
   });
 });
 
