@@ -52,7 +52,7 @@ async function serve(o: ServeOptions): Promise<void> {
   const httpHost = process.env.WT_SYNC_HTTP_HOST || service.http.host;
   const tenants = loadTenants(paths.tenantsDir);
 
-  const inbox = new Inbox(app, () => tenants, { archiveDays: service.archiveDays, settleSecondsOverride: settle });
+  const inbox = new Inbox(app, () => loadTenants(paths.tenantsDir), { archiveDays: service.archiveDays, settleSecondsOverride: settle });
   await inbox.start();
   const sftp = await startSftpServer({
     host: service.sftp.host,

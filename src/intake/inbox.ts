@@ -19,31 +19,33 @@ export interface InboxOptions {
   settleSecondsOverride?: number;
   /** chokidar's awaitWriteFinish for files that arrive by other means than our SFTP server. */
   stabilityMs?: number;
+  /** How often the tenant files are re-read (new tenants, changed schedules) and inboxes re-scanned. */
+  refreshMs?: number;
 }
+
+interface CronEntry { key: string; task: ScheduledTask }
 
 export class Inbox {
   private watcher: FSWatcher | undefined;
   private readonly chains = new Map<string, Promise<void>>();
   private readonly seen = new Set<string>();
   private readonly settleTimers = new Map<string, NodeJS.Timeout>();
-  private readonly cronTasks: ScheduledTask[] = [];
-  private archiveTimer: NodeJS.Timeout | undefined;
+  private readonly cronTasks = new Map<string, CronEntry>();
+  /** Tenants as last read from their files; a file is always processed with its tenant file read afresh. */
+  private tenants = new Map<string, TenantConfig>();
+  private timers: NodeJS.Timeout[] = [];
   private stopping = false;
 
-  constructor(private readonly app: App, private readonly tenants: () => TenantConfig[], private readonly opts: InboxOptions) {}
+  /** `loadTenants` reads every tenant file; it may throw (a broken file), and then the last good list stays. */
+  constructor(private readonly app: App, private readonly loadTenants: () => TenantConfig[], private readonly opts: InboxOptions) {}
 
   async start(): Promise<void> {
-    const tenants = this.tenants();
-    for (const t of tenants) ensureTenantDirs(this.app.config.paths, t.id);
+    this.tenants = new Map(this.loadTenants().map((t) => [t.id, t]));
+    for (const id of this.tenants.keys()) ensureTenantDirs(this.app.config.paths, id);
     // Work a crash left behind first: unfinished runs, accepted files without a run.
-    await resumeUnfinished(this.app, new Set(tenants.map((t) => t.id)));
-    for (const t of tenants) {
-      if (t.sync.trigger === 'cron') {
-        this.cronTasks.push(cron.schedule(t.sync.cron, () => this.enqueue(t.id, () => this.reconcileNow(t.id, 'schedule')), { timezone: t.sync.timezone, name: `sync-${t.id}` }));
-      }
-    }
+    await resumeUnfinished(this.app, new Set(this.tenants.keys()));
     const stability = this.opts.stabilityMs ?? 1000;
-    this.watcher = watch(tenants.map((t) => tenantDirs(this.app.config.paths, t.id).inbox), {
+    this.watcher = watch([...this.tenants.keys()].map((id) => tenantDirs(this.app.config.paths, id).inbox), {
       ignoreInitial: false,
       awaitWriteFinish: { stabilityThreshold: stability, pollInterval: Math.max(50, Math.floor(stability / 4)) },
       // Dot-files are temporary by convention (editors, rsync); they are never snapshot files.
@@ -52,32 +54,94 @@ export class Inbox {
     this.watcher.on('add', (file) => this.fileArrived(file));
     this.watcher.on('error', (err) => this.app.logger.error({ err }, 'inbox watcher error'));
     await new Promise<void>((resolve) => this.watcher!.once('ready', () => resolve()));
+    this.syncSchedules();
     this.cleanArchive();
-    this.archiveTimer = setInterval(() => this.cleanArchive(), 6 * 3600_000).unref();
+    this.timers = [
+      setInterval(() => this.refresh(), this.opts.refreshMs ?? 10_000),
+      setInterval(() => this.cleanArchive(), 6 * 3600_000),
+    ];
+    for (const t of this.timers) t.unref();
+  }
+
+  /** Re-reads the tenant files: a tenant added while serving is watched at once; schedules follow their files. */
+  refresh(): void {
+    if (this.stopping) return;
+    let fresh: TenantConfig[];
+    try {
+      fresh = this.loadTenants();
+    } catch (err) {
+      this.app.logger.error({ err: (err as Error).message }, 'tenant files could not be read; keeping the tenants as they were');
+      return;
+    }
+    const added = fresh.filter((t) => !this.tenants.has(t.id));
+    this.tenants = new Map(fresh.map((t) => [t.id, t]));
+    for (const t of added) {
+      const { inbox } = ensureTenantDirs(this.app.config.paths, t.id);
+      this.watcher?.add(inbox);
+      this.app.logger.info({ tenant: t.id }, 'new tenant: watching its inbox');
+    }
+    this.syncSchedules();
+    this.rescan();
+  }
+
+  /** Files left in an inbox (e.g. one that failed to process) are picked up again. */
+  private rescan(): void {
+    for (const id of this.tenants.keys()) {
+      const inbox = tenantDirs(this.app.config.paths, id).inbox;
+      if (!fs.existsSync(inbox)) continue;
+      for (const entry of fs.readdirSync(inbox, { recursive: true, withFileTypes: true })) {
+        if (!entry.isFile() || entry.name.startsWith('.')) continue;
+        const file = path.join(entry.parentPath, entry.name);
+        // Young files may still be arriving by other means: the watcher reports them once they are stable.
+        if (Date.now() - fs.statSync(file).mtimeMs > 60_000) this.fileArrived(file);
+      }
+    }
+  }
+
+  /** One cron task per tenant with a cron trigger, replaced when its schedule changes. */
+  private syncSchedules(): void {
+    for (const [id, entry] of this.cronTasks) {
+      const t = this.tenants.get(id);
+      const key = t?.sync.trigger === 'cron' ? `${t.sync.cron}@${t.sync.timezone}` : '';
+      if (key !== entry.key) {
+        void entry.task.stop();
+        this.cronTasks.delete(id);
+      }
+    }
+    for (const t of this.tenants.values()) {
+      if (t.sync.trigger !== 'cron' || this.cronTasks.has(t.id)) continue;
+      const task = cron.schedule(t.sync.cron, () => this.enqueue(t.id, () => this.reconcileNow(t.id, 'schedule')), { timezone: t.sync.timezone, name: `sync-${t.id}` });
+      this.cronTasks.set(t.id, { key: `${t.sync.cron}@${t.sync.timezone}`, task });
+    }
   }
 
   /** A file is in an inbox (from our SFTP server, which moved it there atomically, or seen by the watcher). */
   fileArrived(file: string): void {
     if (this.stopping || this.seen.has(file)) return;
-    const tenant = this.tenantOf(file);
-    if (!tenant) return;
+    const tenantId = this.tenantOf(file);
+    if (!tenantId) return;
     this.seen.add(file);
-    this.enqueue(tenant.id, async () => {
-      if (!fs.existsSync(file)) return; // processed already, e.g. by both the SFTP hook and the watcher
-      const inbox = tenantDirs(this.app.config.paths, tenant.id).inbox;
-      // Our SFTP server gives each upload its own arrival folder (inbox/<stamp>-<seq>/<name>); other files sit at the top.
-      const name = inboxRelativeName(inbox, file);
-      await receiveFile(this.app, tenant, file, { name });
-      this.archive(tenant.id, file, inbox);
-      this.seen.delete(file);
-      this.scheduleSettle(tenant);
+    this.enqueue(tenantId, async () => {
+      try {
+        if (!fs.existsSync(file)) return; // processed already, e.g. by both the SFTP hook and the watcher
+        const tenant = this.app.tenant(tenantId);
+        const inbox = tenantDirs(this.app.config.paths, tenantId).inbox;
+        // Our SFTP server gives each upload its own arrival folder (inbox/<stamp>-<seq>/<name>); other files sit at the top.
+        await receiveFile(this.app, tenant, file, { name: inboxRelativeName(inbox, file) });
+        this.archive(tenantId, file, inbox);
+        this.scheduleSettle(tenant);
+      } finally {
+        this.seen.delete(file);
+      }
     });
   }
 
-  private tenantOf(file: string): TenantConfig | undefined {
+  /** The tenant whose inbox holds `file`; an unknown tenant (added since the last read) makes the files be read again. */
+  private tenantOf(file: string): string | undefined {
     const rel = path.relative(this.app.config.paths.tenantsRoot, file).split(path.sep);
     if (rel.length < 3 || rel[1] !== 'inbox') return undefined;
-    return this.tenants().find((t) => t.id === rel[0]);
+    if (!this.tenants.has(rel[0])) this.refresh();
+    return this.tenants.has(rel[0]) ? rel[0] : undefined;
   }
 
   private scheduleSettle(tenant: TenantConfig): void {
@@ -124,8 +188,8 @@ export class Inbox {
 
   private cleanArchive(): void {
     const cutoff = new Date(this.app.now().getTime() - this.opts.archiveDays * 86_400_000).toISOString().slice(0, 10);
-    for (const t of this.tenants()) {
-      const archive = tenantDirs(this.app.config.paths, t.id).archive;
+    for (const id of this.tenants.keys()) {
+      const archive = tenantDirs(this.app.config.paths, id).archive;
       if (!fs.existsSync(archive)) continue;
       for (const day of fs.readdirSync(archive)) {
         if (/^\d{4}-\d{2}-\d{2}$/.test(day) && day < cutoff) fs.rmSync(path.join(archive, day), { recursive: true, force: true });
@@ -144,8 +208,8 @@ export class Inbox {
    */
   async stop(graceMs = 30_000): Promise<void> {
     this.stopping = true;
-    for (const task of this.cronTasks) await task.stop();
-    clearInterval(this.archiveTimer);
+    for (const { task } of this.cronTasks.values()) await task.stop();
+    for (const t of this.timers) clearInterval(t);
     await this.watcher?.close();
     for (const timer of this.settleTimers.values()) clearTimeout(timer);
     this.settleTimers.clear();

@@ -91,6 +91,16 @@ describe('serve on a fresh folder', () => {
     expect(JSON.parse(users.stdout)).toHaveLength(25);
   }, 60_000);
 
+  it('serves a tenant added while it runs', async () => {
+    const pair = generateClientKeyPair(path.join(ws.dir, 'keys/tenants/late'));
+    const add = ws.cli(['tenant', 'add', 'late', '--key', `${pair.privateKeyPath}.pub`]);
+    expect(add.status, add.stderr).toBe(0);
+    const put = await sftp(server.sftpPort, pair.privateKeyPath, 'late', ['put examples/wt_groups.csv'], ws.dir);
+    expect(put.code, put.stderr).toBe(0);
+    await waitFor(() => reportsOf(ws, 'late').length === 1, 20_000, "the new tenant's report");
+    expect(JSON.parse(ws.cli(['directory', 'groups', '--tenant', 'late', '--json']).stdout)).toHaveLength(8);
+  }, 60_000);
+
   it('picks up a file copied into the inbox by other means', async () => {
     const before = reportsOf(ws, 'demo').length;
     const inbox = path.join(ws.dir, 'data/tenants/demo/inbox');
