@@ -10,7 +10,7 @@ import type { Plan } from '../plan/types.js';
 import { buildReport, type Report, type ReportFile } from '../report/report.js';
 import { reportJson, reportLines, writeChunked } from '../report/text.js';
 import { attachFilesToRun, getFile, unreconciledFiles } from '../store/files.js';
-import { createRun, finishRun, heldRemovalIds, pendingRuns, runSummary, setRunStatus, supersedeHeldRuns, type RunTrigger } from '../store/runs.js';
+import { createRun, finishRun, getRun, heldRemovalIds, markPublished, pendingRuns, runSummary, setRunStatus, supersedeHeldRuns, unpublishedRunIds, type RunTrigger } from '../store/runs.js';
 import { loadDesired, removeOrphanSnapshotFiles } from '../store/snapshots.js';
 
 export class RunError extends Error {}
@@ -110,6 +110,10 @@ export async function approveRun(app: App, tenant: TenantConfig, heldRunId: numb
 export async function resumeUnfinished(app: App, tenantIds?: Set<string>): Promise<Report[]> {
   const reports: Report[] = [];
   removeOrphanSnapshotFiles(app.db, app.config.paths.tmpDir, app.now());
+  for (const id of unpublishedRunIds(app.db)) {
+    const run = getRun(app.db, id)!;
+    if (!tenantIds || tenantIds.has(run.tenant)) publish(app, run.report!);
+  }
   for (const run of pendingRuns(app.db)) {
     if (tenantIds && !tenantIds.has(run.tenant)) continue;
     const tenant = app.tenant(run.tenant);
@@ -136,6 +140,7 @@ function publish(app: App, report: Report): Report {
   const base = path.join(dirs.reports, `${stamp}-run-${report.runId}`);
   writeAtomic(`${base}.txt`, reportLines(report));
   writeAtomic(`${base}.json`, reportJson(report));
+  markPublished(app.db, report.runId, app.now().toISOString());
   return report;
 }
 

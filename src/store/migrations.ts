@@ -97,7 +97,9 @@ export const MIGRATIONS: string[] = [
     created_at TEXT NOT NULL,
     finished_at TEXT,
     -- The report without its operations; those are in run_operations (a first load can have millions).
-    report TEXT
+    report TEXT,
+    -- When the report reached the customer's /reports/ folder; a crash before that is caught up on restart.
+    published_at TEXT
   );
   CREATE INDEX runs_by_tenant ON runs (tenant, id);
 

@@ -57,6 +57,15 @@ export function finishRun(db: Db, id: number, r: { status: RunStatus; report: Re
   }
 }
 
+export function markPublished(db: Db, id: number, now: string): void {
+  db.prepare('UPDATE runs SET published_at = ? WHERE id = ?').run(now, id);
+}
+
+/** Finished runs whose report never reached the customer's folder (a crash right after the apply). */
+export function unpublishedRunIds(db: Db): number[] {
+  return db.prepare('SELECT id FROM runs WHERE report IS NOT NULL AND published_at IS NULL ORDER BY id').pluck().all() as number[];
+}
+
 export function setRunStatus(db: Db, id: number, status: RunStatus): void {
   db.prepare('UPDATE runs SET status = ? WHERE id = ?').run(status, id);
 }

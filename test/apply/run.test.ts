@@ -284,6 +284,19 @@ describe('crash recovery bookkeeping', () => {
     expect(await resumeUnfinished(app)).toEqual([]);
   });
 
+  it('publishes a report the customer never got (a crash right after the apply)', async () => {
+    const report = (await ingest({ 'groups.csv': GROUPS }))!;
+    const reports = tenantDirs(app.config.paths, 'acme').reports;
+    for (const f of fs.readdirSync(reports)) fs.rmSync(path.join(reports, f));
+    app.db.prepare('UPDATE runs SET published_at = NULL WHERE id = ?').run(report.runId);
+    await resumeUnfinished(app);
+    expect(fs.readdirSync(reports).sort()).toEqual([`20260110T010000Z-run-${report.runId}.json`, `20260110T010000Z-run-${report.runId}.txt`]);
+    // Once published, a report the customer deleted is not brought back.
+    for (const f of fs.readdirSync(reports)) fs.rmSync(path.join(reports, f));
+    await resumeUnfinished(app);
+    expect(fs.readdirSync(reports)).toEqual([]);
+  });
+
   it('removes snapshot rows files no snapshot refers to (a crash between move and record), keeps the rest', async () => {
     await ingest({ 'groups.csv': GROUPS });
     const dir = path.join(app.config.paths.dataDir, 'snapshots');
