@@ -27,7 +27,12 @@ export function register(program: Command): void {
       const files = Object.fromEntries(FILE_TYPES.map((t) => [t, { pattern: DEFAULT_PATTERNS[t], columns: SEED_COLUMNS[t], header: SEED_HEADERS[t] }]));
       if (o.sample) {
         const header = readHeader(o.sample);
-        files.users = { pattern: DEFAULT_PATTERNS.users, columns: guessUserColumns(header), header };
+        const columns = guessUserColumns(header);
+        const missing = ['externalId', 'firstName', 'lastName', 'username'].filter((f) => !columns.includes(f));
+        if (missing.length) {
+          throw new UsageError(`could not tell which columns of ${o.sample} hold ${missing.join(', ')} (header: ${header.join('; ')}); add the tenant without --sample and edit files.users.columns by hand`);
+        }
+        files.users = { pattern: DEFAULT_PATTERNS.users, columns, header };
       }
       const body = { name: o.name ?? id, keys, files };
       const file = writeTenant(paths.tenantsDir, id, body, ' Tenant file written by `wt-sync tenant add`. Columns map by position: never reorder them\n without also changing the customer\'s file. See README.md "Tenant configuration".');

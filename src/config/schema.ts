@@ -7,6 +7,9 @@ export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 const valueMap = z.record(z.string(), z.string().nullable());
 
+/** What a value map may produce for fields with a fixed set of values. */
+const MAPPED_VALUES: Record<string, string[]> = { gender: ['male', 'female', 'other'], status: ['active', 'inactive'] };
+
 function fileSpec(type: FileType) {
   const allowed = ["ignore", ...FIELDS_BY_TYPE[type]] as [string, ...string[]];
   return z
@@ -38,8 +41,13 @@ function fileSpec(type: FileType) {
       if (spec.header && spec.header.length !== spec.columns.length) {
         ctx.addIssue({ code: 'custom', path: ['header'], message: `has ${spec.header.length} names but columns has ${spec.columns.length} entries` });
       }
-      for (const field of Object.keys(spec.valueMaps)) {
+      for (const [field, map] of Object.entries(spec.valueMaps)) {
         if (!FIELDS_BY_TYPE[type].includes(field)) ctx.addIssue({ code: 'custom', path: ['valueMaps', field], message: `unknown field; allowed: ${FIELDS_BY_TYPE[type].join(', ')}` });
+        const allowed = MAPPED_VALUES[field];
+        if (!allowed) continue;
+        for (const [from, to] of Object.entries(map)) {
+          if (to !== null && !allowed.includes(to)) ctx.addIssue({ code: 'custom', path: ['valueMaps', field, from], message: `maps to "${to}"; allowed: ${allowed.join(', ')} or null (empty)` });
+        }
       }
     });
 }

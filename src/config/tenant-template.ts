@@ -28,8 +28,9 @@ const USER_SYNONYMS: Record<string, string[]> = {
   employedSince: ['employedsince', 'startdate', 'hiredate', 'employmentstart', 'anstalldfrom'],
   employedUntil: ['employeduntil', 'enddate', 'terminationdate', 'employmentend', 'anstalldtill'],
   gender: ['gender', 'sex', 'kon'],
-  memberOf: ['groupmember', 'groups', 'group', 'memberof', 'groupid', 'groupids', 'department', 'grupp'],
-  adminOf: ['groupadmin', 'adminof', 'admin', 'groupadmins', 'manager'],
+  // Only names that mean group IDs: "Department" or "Manager" columns usually hold names or people, not group IDs.
+  memberOf: ['groupmember', 'groups', 'group', 'memberof', 'groupid', 'groupids', 'grupp'],
+  adminOf: ['groupadmin', 'adminof', 'groupadmins'],
   segments: ['segment', 'segments', 'segmentid', 'segmentids'],
   status: ['status', 'active', 'state'],
   language: ['language', 'locale', 'lang', 'sprak'],

@@ -29,14 +29,23 @@ describe('wt-sync tenant', () => {
   });
 
   it('guesses the user columns from a sample header and records it', () => {
-    const sample = ws.file('sample_users.csv', '\uFEFFEmployee ID;E-mail;Given name;Surname;Login;Department;Shoe size\n1;a@x.se;A;B;ab;dev;42\n');
+    const sample = ws.file('sample_users.csv', '\uFEFFEmployee ID;E-mail;Given name;Surname;Login;Groups;Manager;Shoe size\n1;a@x.se;A;B;ab;dev;7;42\n');
     const key = ws.file('id.pub', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJx0tBKHFzNvL8bW0j5k3Fkq6h3sbmEoW1h6kK0JbQt it@acme\n');
     const r = ws.cli(['tenant', 'add', 'beta', '--sample', sample, '--key', key, '--json']);
     expect(r.status, r.stderr).toBe(0);
     const t = JSON.parse(r.stdout);
-    expect(t.files.users.columns).toEqual(['externalId', 'email', 'firstName', 'lastName', 'username', 'memberOf', 'ignore']);
-    expect(t.files.users.header).toEqual(['Employee ID', 'E-mail', 'Given name', 'Surname', 'Login', 'Department', 'Shoe size']);
+    // "Manager" holds people, not group IDs: it is not guessed as adminOf.
+    expect(t.files.users.columns).toEqual(['externalId', 'email', 'firstName', 'lastName', 'username', 'memberOf', 'ignore', 'ignore']);
+    expect(t.files.users.header).toEqual(['Employee ID', 'E-mail', 'Given name', 'Surname', 'Login', 'Groups', 'Manager', 'Shoe size']);
     expect(t.keys).toEqual(['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJx0tBKHFzNvL8bW0j5k3Fkq6h3sbmEoW1h6kK0JbQt it@acme']);
+  });
+
+  it('refuses a sample whose mandatory columns cannot be told, writing nothing', () => {
+    const sample = ws.file('odd_users.csv', 'Person;Department;Manager\n1;Sales;2\n');
+    const r = ws.cli(['tenant', 'add', 'gamma', '--sample', sample]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/could not tell which columns of .*odd_users\.csv hold externalId, firstName, lastName, username/);
+    expect(fs.existsSync(path.join(ws.dir, 'config/tenants/gamma.yaml'))).toBe(false);
   });
 
   it('lists and shows tenants', () => {

@@ -87,6 +87,11 @@ describe('tenant config', () => {
     expect(msg).toMatch(/mandatory field "username" is not mapped/);
   });
 
+  it('rejects a value map that produces a value the field cannot take', () => {
+    tenant('name: Acme\nfiles:\n  users: { pattern: "*.csv", columns: [externalId, firstName, lastName, username, gender], valueMaps: { gender: { "1": man, "2": female, "_": null } } }\n');
+    expect(errorOf(() => loadTenant(path.join(dir, 'tenants'), 'acme'))).toMatch(/files\.users\.valueMaps\.gender\.1: maps to "man"; allowed: male, female, other or null/);
+  });
+
   it('rejects a key line that is not an OpenSSH public key', () => {
     tenant(`${minimal}keys: ["-----BEGIN OPENSSH PRIVATE KEY-----"]\n`);
     expect(errorOf(() => loadTenant(path.join(dir, 'tenants'), 'acme'))).toMatch(/keys\.0: expected an OpenSSH public key line/);
