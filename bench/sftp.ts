@@ -3,7 +3,7 @@
 // wt-sync/sshd; then the latency from the end of a put of examples/ to its report in /reports/ (settle 0) against
 // a real `wt-sync serve`. The last line is one JSON object with the figures.
 //
-// Environment: BENCH_SFTP_MB (default 200), BENCH_SFTP_RUNS (default 3), BENCH_SFTP_CIPHER
+// Environment: BENCH_SFTP_MB (default 200), BENCH_SFTP_RUNS (default 5), BENCH_SFTP_CIPHER
 // (default aes128-gcm@openssh.com).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,7 +17,7 @@ import { ensureHostKey, generateClientKeyPair } from '../src/sftp/host-key.js';
 import { startSftpServer, type CompletedUpload } from '../src/sftp/server.js';
 
 const SIZE_MB = Number(process.env.BENCH_SFTP_MB ?? 200);
-const RUNS = Math.max(1, Number(process.env.BENCH_SFTP_RUNS ?? 3));
+const RUNS = Math.max(1, Number(process.env.BENCH_SFTP_RUNS ?? 5));
 const CIPHER = process.env.BENCH_SFTP_CIPHER ?? 'aes128-gcm@openssh.com';
 const SIZE = SIZE_MB * 1000 * 1000;
 
