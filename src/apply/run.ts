@@ -11,7 +11,9 @@ import { buildReport, type Report, type ReportFile } from '../report/report.js';
 import { reportJson, reportLines, writeChunked } from '../report/text.js';
 import { attachFilesToRun, getFile, unreconciledFiles } from '../store/files.js';
 import { createRun, finishRun, getRun, heldRemovalIds, markPublished, pendingRuns, runSummary, setRunStatus, supersedeHeldRuns, unpublishedRunIds, type RunTrigger } from '../store/runs.js';
-import { loadDesired, removeOrphanSnapshotFiles } from '../store/snapshots.js';
+import { desiredSnapshotIds, loadDesired, removeOrphanSnapshotFiles } from '../store/snapshots.js';
+import type { OperationResult, Target } from '../targets/target.js';
+import { syncContext, syncMark } from './sync-marks.js';
 
 export class RunError extends Error {}
 
@@ -47,7 +49,8 @@ export async function reconcile(app: App, tenant: TenantConfig, trigger: RunTrig
   const createdAt = app.now().toISOString();
   const rejectedOnly = trigger.fileIds.length > 0 && !files.some((f) => f.status === 'accepted');
   const target = app.target(tenant);
-  const plan = rejectedOnly ? null : buildPlan(loadDesired(app.db, tenant.id), await target.load(tenant.id), planSettings(tenant, createdAt));
+  const planned = rejectedOnly ? null : await planWithSyncMarks(app, tenant, target, createdAt);
+  const plan = planned?.plan ?? null;
   // A scheduled run with no new file and nothing to change leaves no trace (no run, no report).
   if (plan && trigger.fileIds.length === 0 && existingRunId === undefined && plan.ops.length === 0 && plan.problems.length === 0) return null;
   const runId = existingRunId ?? createRun(app.db, tenant.id, trigger, createdAt);
@@ -67,9 +70,39 @@ export async function reconcile(app: App, tenant: TenantConfig, trigger: RunTrig
     report = buildReport({ ...base, status, plan, results });
     supersedeHeldRuns(app.db, tenant.id, runId);
     finishRun(app.db, runId, { status, report, now: app.now().toISOString() });
+    target.markSynced?.(tenant.id, planned!.marks(results));
   });
   app.logger.info({ tenant: tenant.id, runId, status, counts: report!.counts }, 'run finished');
   return publish(app, report!);
+}
+
+/**
+ * Plans a run, leaving out users the target marks as in sync (src/apply/sync-marks.ts), and says which users'
+ * rows the run will have applied in full once its results are known.
+ */
+async function planWithSyncMarks(app: App, tenant: TenantConfig, target: Target, now: string) {
+  const marks = target.syncMarks ? await target.syncMarks(tenant.id) : undefined;
+  const context = syncContext(desiredSnapshotIds(app.db, tenant.id), tenant.rules);
+  const desired = loadDesired(app.db, tenant.id, marks && ((externalId, hash) => marks.get(externalId) === syncMark(hash, context)));
+  const plan = buildPlan(desired, await target.load(tenant.id, desired.users?.inSync), planSettings(tenant, now));
+  return {
+    plan,
+    /** Users of the file whose every operation went through (none failed, none held, no row error). */
+    marks(results: OperationResult[]): [string, string][] {
+      if (!desired.users) return [];
+      const failed = new Set(results.filter((r) => r.status !== 'done').map((r) => r.seq));
+      const unsettled = new Set<string>(desired.users.protectedIds);
+      for (const p of plan.problems) if (p.entityId) unsettled.add(p.entityId);
+      for (const op of plan.ops) {
+        if (!failed.has(op.seq)) continue;
+        if ('userId' in op) unsettled.add(op.userId);
+        else if (op.entity === 'user' && op.externalId) unsettled.add(op.externalId);
+      }
+      return desired.users.records
+        .filter((r) => r.hash && !unsettled.has(r.record.externalId))
+        .map((r) => [r.record.externalId, syncMark(r.hash!, context)]);
+    },
+  };
 }
 
 /**

@@ -53,7 +53,8 @@ export function buildPlan(desired: DesiredState, dir: DirectoryState, settings: 
     const mappedScalars = USER_SCALAR_FIELDS.filter((f) => fields.has(f));
     const manageMemberships = fields.has('memberOf') || fields.has('adminOf');
     const manageSegments = fields.has('segments');
-    const seen = new Set<string>();
+    const seen = new Set<string>(snap.inSync);
+    unchanged.users += snap.inSync?.size ?? 0;
 
     for (const { record, line } of snap.records) {
       // A rejected row (e.g. a later duplicate of this external ID) protects the entity even when another row for it is valid.

@@ -28,16 +28,24 @@ export interface DirectoryState {
   segmentLinks: DirectorySegmentLink[];
 }
 
-export interface Located<T> { record: T; line: number }
+/** A snapshot row: its record, the line it came from and, when stored, the hash of its content. */
+export interface Located<T> { record: T; line: number; hash?: string }
 
 /** One accepted snapshot of one type: its valid rows, and the IDs of rows that failed (left as they are). */
 export interface DesiredSnapshot<T> {
+  /** The stored snapshot's ID (absent for a file only checked, never stored). */
+  id?: number;
   file: string;
   records: Located<T>[];
   /** External IDs named by rejected rows: never updated, never removed. */
   protectedIds: Set<string>;
   /** Fields the tenant maps for this type; unmapped fields are never touched. */
   fields: Set<string>;
+  /**
+   * External IDs whose rows are known to be applied already and unchanged since (see src/apply/sync-marks.ts):
+   * left out of `records`, they count as present and unchanged.
+   */
+  inSync?: Set<string>;
 }
 
 /** The tenant's latest accepted snapshot per type; a missing type is not managed at all. */

@@ -2,6 +2,7 @@
 // file, and nothing reaches the service database until the whole file is accepted. Then `commitSnapshot`
 // moves this file into place as the snapshot's rows; a rejected file's staging file is deleted.
 import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { EntityRecord } from '../model.js';
@@ -75,8 +76,9 @@ export class StagingSink implements RowSink {
     this.db.pragma('journal_mode = OFF');
     this.db.pragma('synchronous = OFF');
     this.db.pragma('locking_mode = EXCLUSIVE');
-    this.db.exec('CREATE TABLE rows (line INTEGER PRIMARY KEY, external_id TEXT NOT NULL, username TEXT, data TEXT NOT NULL)');
-    this.insert = this.db.prepare('INSERT INTO rows (line, external_id, username, data) VALUES (?, ?, ?, ?)');
+    // `hash` identifies the row's content: a user whose row is unchanged since it was applied need not be replanned.
+    this.db.exec('CREATE TABLE rows (line INTEGER PRIMARY KEY, external_id TEXT NOT NULL, username TEXT, data TEXT NOT NULL, hash TEXT NOT NULL)');
+    this.insert = this.db.prepare('INSERT INTO rows (line, external_id, username, data, hash) VALUES (?, ?, ?, ?, ?)');
     const idAt = this.db.prepare('SELECT external_id FROM rows WHERE line = ?').pluck();
     const usernameAt = this.db.prepare('SELECT username FROM rows WHERE line = ?').pluck();
     this.ids = new LineIndex((line) => idAt.get(line) as string | null);
@@ -93,7 +95,8 @@ export class StagingSink implements RowSink {
       const firstUser = this.usernames.claim(username, line);
       if (firstUser !== null) return { field: 'username', firstLine: firstUser };
     }
-    this.insert.run(line, record.externalId, username, JSON.stringify(record));
+    const data = JSON.stringify(record);
+    this.insert.run(line, record.externalId, username, data, createHash('sha1').update(data).digest('base64'));
     this.rows++;
     return null;
   }

@@ -49,6 +49,8 @@ export const MIGRATIONS: string[] = [
     gender TEXT, status TEXT, language TEXT,
     removed_at TEXT,
     purge_after TEXT,
+    -- The sync mark of the row a run last applied in full (src/apply/sync-marks.ts); cleared by any other write.
+    synced TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
   );

@@ -75,27 +75,46 @@ export function removeOrphanSnapshotFiles(db: Db, tmpDir: string, now: Date): vo
   }
 }
 
-export function loadDesired(db: Db, tenant: string): DesiredState {
+interface LatestSnapshot { id: number; fields: string; rowsFile: string; name: string }
+
+function latest(db: Db, tenant: string, type: FileType): LatestSnapshot | undefined {
+  return db
+    .prepare('SELECT s.id, s.fields, s.rows_file AS rowsFile, f.name FROM snapshots s JOIN files f ON f.id = s.file_id WHERE s.tenant = ? AND s.type = ? ORDER BY s.id DESC LIMIT 1')
+    .get(tenant, type) as LatestSnapshot | undefined;
+}
+
+/** Which snapshots make up the tenant's desired state now, without reading their rows. */
+export function desiredSnapshotIds(db: Db, tenant: string): { users?: number; usersFields?: string[]; groups?: number; segments?: number } {
+  const users = latest(db, tenant, 'users');
+  return { users: users?.id, usersFields: users ? (JSON.parse(users.fields) as string[]) : undefined, groups: latest(db, tenant, 'groups')?.id, segments: latest(db, tenant, 'segments')?.id };
+}
+
+/**
+ * The tenant's desired state. `inSync(externalId, rowHash)` may tell which user rows are known applied and
+ * unchanged: those are not parsed, only listed in `users.inSync`.
+ */
+export function loadDesired(db: Db, tenant: string, inSync?: (externalId: string, rowHash: string) => boolean): DesiredState {
   return {
-    users: loadLatest<UserRecord>(db, tenant, 'users'),
+    users: loadLatest<UserRecord>(db, tenant, 'users', inSync),
     groups: loadLatest<GroupRecord>(db, tenant, 'groups'),
     segments: loadLatest<SegmentRecord>(db, tenant, 'segments'),
   };
 }
 
-function loadLatest<T>(db: Db, tenant: string, type: FileType): DesiredSnapshot<T> | undefined {
-  const snap = db
-    .prepare('SELECT s.id, s.fields, s.rows_file AS rowsFile, f.name FROM snapshots s JOIN files f ON f.id = s.file_id WHERE s.tenant = ? AND s.type = ? ORDER BY s.id DESC LIMIT 1')
-    .get(tenant, type) as { id: number; fields: string; rowsFile: string; name: string } | undefined;
+function loadLatest<T>(db: Db, tenant: string, type: FileType, inSync?: (externalId: string, rowHash: string) => boolean): DesiredSnapshot<T> | undefined {
+  const snap = latest(db, tenant, type);
   if (!snap) return undefined;
+  const protectedIds = new Set(db.prepare('SELECT entity_id FROM snapshot_problems WHERE snapshot_id = ? AND entity_id IS NOT NULL').pluck().all(snap.id) as string[]);
   const rowsDb = new Database(path.join(snapshotsDir(db), snap.rowsFile), { readonly: true, fileMustExist: true });
-  let records: Located<T>[];
+  const records: Located<T>[] = [];
+  const known = new Set<string>();
   try {
-    records = (rowsDb.prepare('SELECT line, data FROM rows ORDER BY line').raw().all() as [number, string][])
-      .map(([line, data]) => ({ line, record: JSON.parse(data) as T }));
+    for (const [line, externalId, data, hash] of rowsDb.prepare('SELECT line, external_id, data, hash FROM rows ORDER BY line').raw().iterate() as IterableIterator<[number, string, string, string]>) {
+      if (inSync && !protectedIds.has(externalId) && inSync(externalId, hash)) known.add(externalId);
+      else records.push({ line, record: JSON.parse(data) as T, hash });
+    }
   } finally {
     rowsDb.close();
   }
-  const protectedIds = new Set(db.prepare('SELECT entity_id FROM snapshot_problems WHERE snapshot_id = ? AND entity_id IS NOT NULL').pluck().all(snap.id) as string[]);
-  return { file: snap.name, records, protectedIds, fields: new Set(JSON.parse(snap.fields) as string[]) };
+  return { id: snap.id, file: snap.name, records, protectedIds, fields: new Set(JSON.parse(snap.fields) as string[]), inSync: inSync ? known : undefined };
 }

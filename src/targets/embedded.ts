@@ -17,8 +17,18 @@ export class EmbeddedTarget implements Target {
   readonly kind = 'embedded';
   constructor(private readonly db: Db) {}
 
-  async load(tenant: string): Promise<DirectoryState> {
-    return readDirectory(this.db, tenant);
+  async load(tenant: string, inSync?: ReadonlySet<string>): Promise<DirectoryState> {
+    return readDirectory(this.db, tenant, inSync);
+  }
+
+  async syncMarks(tenant: string): Promise<Map<string, string>> {
+    const rows = this.db.prepare('SELECT external_id, synced FROM dir_users WHERE tenant = ? AND synced IS NOT NULL AND removed_at IS NULL AND external_id IS NOT NULL').raw().all(tenant) as [string, string][];
+    return new Map(rows);
+  }
+
+  markSynced(tenant: string, marks: [externalId: string, mark: string][]): void {
+    const set = this.db.prepare('UPDATE dir_users SET synced = ? WHERE tenant = ? AND external_id = ?');
+    for (const [externalId, mark] of marks) set.run(mark, tenant, externalId);
   }
 
   async apply(tenant: string, ops: PlannedOperation[], settings: ApplySettings, record: (results: OperationResult[]) => void): Promise<OperationResult[]> {
@@ -41,32 +51,53 @@ export class EmbeddedTarget implements Target {
   }
 }
 
-export function readDirectory(db: Db, tenant: string): DirectoryState {
+/**
+ * The directory of a tenant. Users in `inSync` (known unchanged, see src/apply/sync-marks.ts) come back as IDs
+ * only, without memberships or links: on a daily run that skips reading nearly every row.
+ */
+export function readDirectory(db: Db, tenant: string, inSync?: ReadonlySet<string>): DirectoryState {
   const cols = USER_SCALAR_FIELDS.map((f) => USER_COLUMNS[f]).join(', ');
-  // Raw rows turned into objects here: better-sqlite3's named-column objects cost twice as much for 100k users.
-  const users = (db.prepare(`SELECT id, external_id, ${cols}, removed_at, purge_after FROM dir_users WHERE tenant = ? ORDER BY id`).raw().all(tenant) as unknown[][])
-    .map((r): DirectoryUser => {
-      const u = { id: r[0], externalId: r[1] } as DirectoryUser;
-      for (let i = 0; i < USER_SCALAR_FIELDS.length; i++) (u as unknown as Record<string, unknown>)[USER_SCALAR_FIELDS[i]] = r[2 + i];
-      u.removedAt = r[2 + USER_SCALAR_FIELDS.length] as string | null;
-      u.purgeAfter = r[3 + USER_SCALAR_FIELDS.length] as string | null;
-      return u;
-    });
+  const full = (r: unknown[]): DirectoryUser => {
+    const u = { id: r[0], externalId: r[1] } as DirectoryUser;
+    for (let i = 0; i < USER_SCALAR_FIELDS.length; i++) (u as unknown as Record<string, unknown>)[USER_SCALAR_FIELDS[i]] = r[2 + i];
+    u.removedAt = r[2 + USER_SCALAR_FIELDS.length] as string | null;
+    u.purgeAfter = r[3 + USER_SCALAR_FIELDS.length] as string | null;
+    return u;
+  };
+  let users: DirectoryUser[];
+  let only = ''; // SQL restricting links to the users read in full
+  const args: unknown[] = [tenant];
+  if (!inSync || inSync.size === 0) {
+    // Raw rows turned into objects here: better-sqlite3's named-column objects cost twice as much for 100k users.
+    users = (db.prepare(`SELECT id, external_id, ${cols}, removed_at, purge_after FROM dir_users WHERE tenant = ? ORDER BY id`).raw().all(tenant) as unknown[][]).map(full);
+  } else {
+    const light = db.prepare('SELECT id, external_id, removed_at FROM dir_users WHERE tenant = ? ORDER BY id').raw().all(tenant) as [number, string | null, string | null][];
+    const wanted = light.filter(([, ext, removedAt]) => ext === null || removedAt !== null || !inSync.has(ext)).map(([id]) => id);
+    const ids = JSON.stringify(wanted);
+    const byId = new Map((db.prepare(`SELECT id, external_id, ${cols}, removed_at, purge_after FROM dir_users WHERE id IN (SELECT value FROM json_each(?))`).raw().all(ids) as unknown[][]).map((r) => [r[0] as number, full(r)]));
+    users = light.map(([id, externalId]) => byId.get(id) ?? ({ id, externalId, firstName: '', lastName: '', username: '', removedAt: null, purgeAfter: null } as DirectoryUser));
+    only = ' AND u.id IN (SELECT value FROM json_each(?))';
+    args.push(ids);
+  }
   const groups = db.prepare('SELECT id, external_id AS externalId, name, parent_id AS parentId FROM dir_groups WHERE tenant = ? ORDER BY id').all(tenant) as DirectoryState['groups'];
   const segments = db.prepare('SELECT id, external_id AS externalId, name FROM dir_segments WHERE tenant = ? ORDER BY id').all(tenant) as DirectoryState['segments'];
   const memberships = (db
-    .prepare('SELECT m.user_id, m.group_id, m.role, m.origin FROM dir_memberships m JOIN dir_users u ON u.id = m.user_id WHERE u.tenant = ?')
-    .raw().all(tenant) as [number, number, Role, Origin][])
+    .prepare(`SELECT m.user_id, m.group_id, m.role, m.origin FROM dir_memberships m JOIN dir_users u ON u.id = m.user_id WHERE u.tenant = ?${only}`)
+    .raw().all(...args) as [number, number, Role, Origin][])
     .map(([userId, groupId, role, origin]) => ({ userId, groupId, role, origin }));
   const segmentLinks = (db
-    .prepare('SELECT l.user_id, l.segment_id, l.origin FROM dir_segment_links l JOIN dir_users u ON u.id = l.user_id WHERE u.tenant = ?')
-    .raw().all(tenant) as [number, number, Origin][])
+    .prepare(`SELECT l.user_id, l.segment_id, l.origin FROM dir_segment_links l JOIN dir_users u ON u.id = l.user_id WHERE u.tenant = ?${only}`)
+    .raw().all(...args) as [number, number, Origin][])
     .map(([userId, segmentId, origin]) => ({ userId, segmentId, origin }));
   return { users, groups, segments, memberships, segmentLinks };
 }
 
-/** Writes for entities made by hand in WT (tests, demos): origin `manual`, optionally without external ID. */
+/**
+ * Writes for entities made by hand in WT (tests, demos): origin `manual`, optionally without external ID.
+ * Like every write outside a run, each clears the sync mark of the user it touches.
+ */
 export function addManual(db: Db, tenant: string, now: string) {
+  const unsync = (userId: number) => db.prepare('UPDATE dir_users SET synced = NULL WHERE id = ?').run(userId);
   return {
     user(u: { externalId?: string | null; firstName: string; lastName: string; username: string; status?: string }): number {
       return Number(db.prepare(`INSERT INTO dir_users (tenant, external_id, first_name, last_name, username, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -79,12 +110,15 @@ export function addManual(db: Db, tenant: string, now: string) {
       return Number(db.prepare('INSERT INTO dir_segments (tenant, external_id, name) VALUES (?, ?, ?)').run(tenant, s.externalId ?? null, s.name).lastInsertRowid);
     },
     membership(userId: number, groupId: number, role: Role, origin: Origin = 'manual'): void {
+      unsync(userId);
       db.prepare('INSERT INTO dir_memberships (user_id, group_id, role, origin) VALUES (?, ?, ?, ?) ON CONFLICT (user_id, group_id) DO UPDATE SET role = excluded.role, origin = excluded.origin').run(userId, groupId, role, origin);
     },
     segmentLink(userId: number, segmentId: number, origin: Origin = 'manual'): void {
+      unsync(userId);
       db.prepare('INSERT INTO dir_segment_links (user_id, segment_id, origin) VALUES (?, ?, ?) ON CONFLICT (user_id, segment_id) DO UPDATE SET origin = excluded.origin').run(userId, segmentId, origin);
     },
     status(userId: number, status: string): void {
+      unsync(userId);
       db.prepare('UPDATE dir_users SET status = ? WHERE id = ?').run(status, userId);
     },
   };
@@ -101,7 +135,7 @@ class Applier {
       insertUser: db.prepare(`INSERT INTO dir_users (${insertCols.join(', ')}) VALUES (${insertCols.map(() => '?').join(', ')})`),
       usernameOwner: db.prepare('SELECT id, external_id AS externalId FROM dir_users WHERE tenant = ? AND username = ? AND removed_at IS NULL AND (external_id IS NULL OR external_id <> ?) LIMIT 1'),
       restoreUser: db.prepare('UPDATE dir_users SET removed_at = NULL, purge_after = NULL, updated_at = ? WHERE id = ? AND tenant = ?'),
-      removeUser: db.prepare('UPDATE dir_users SET removed_at = ?, purge_after = ?, updated_at = ? WHERE id = ? AND tenant = ? AND removed_at IS NULL'),
+      removeUser: db.prepare('UPDATE dir_users SET removed_at = ?, purge_after = ?, updated_at = ?, synced = NULL WHERE id = ? AND tenant = ? AND removed_at IS NULL'),
       purgeUser: db.prepare('DELETE FROM dir_users WHERE id = ? AND tenant = ?'),
       insertGroup: db.prepare('INSERT INTO dir_groups (tenant, external_id, name, parent_id) VALUES (?, ?, ?, ?)'),
       removeGroup: db.prepare('DELETE FROM dir_groups WHERE id = ? AND tenant = ?'),

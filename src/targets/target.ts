@@ -15,7 +15,15 @@ export interface ApplySettings {
 
 export interface Target {
   readonly kind: string;
-  load(tenant: string): Promise<DirectoryState>;
+  /**
+   * The directory. Users named in `inSync` (known unchanged since their row was applied, see
+   * src/apply/sync-marks.ts) may come back with their IDs only, and without memberships or links.
+   */
+  load(tenant: string, inSync?: ReadonlySet<string>): Promise<DirectoryState>;
+  /** Optional: the sync mark each live user got when a run last applied its row in full. */
+  syncMarks?(tenant: string): Promise<Map<string, string>>;
+  /** Optional, called inside `apply`'s `record`: these users' rows are now applied in full. */
+  markSynced?(tenant: string, marks: [externalId: string, mark: string][]): void;
   /**
    * Applies the operations in order; a failed one is reported and the rest go on.
    * `record` receives the results inside the target's own transaction where it has one,

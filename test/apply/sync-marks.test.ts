@@ -1,0 +1,109 @@
+// Sync marks let a run skip users known to be unchanged. That must never change a plan: over many random days
+// (rows changed, added, dropped, made invalid; hand-made edits in WT; rules and group files changing), the plan a
+// run makes with its marks must equal the full plan, operation for operation.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { reconcile } from '../../src/apply/run.js';
+import type { App } from '../../src/app.js';
+import { receiveFile } from '../../src/intake/receive.js';
+import { buildPlan } from '../../src/plan/plan.js';
+import { loadDesired } from '../../src/store/snapshots.js';
+import { addManual, readDirectory } from '../../src/targets/embedded.js';
+import { makeWorkspace, usersCsv, type Workspace } from '../helpers/workspace.js';
+
+function rng(seed: number) {
+  return () => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed / 0x7fffffff;
+  };
+}
+
+interface Person { id: string; title: string; groups: string; admin: string; segments: string; status: string; email?: string }
+
+let ws: Workspace;
+let app: App;
+let clock: Date;
+beforeEach(() => {
+  ws = makeWorkspace();
+  clock = new Date('2026-03-01T01:00:00Z');
+  app = ws.open(() => clock);
+});
+afterEach(() => ws.cleanup());
+
+const strip = (ops: object[]) => ops.map((o) => {
+  const { seq, status, error, ...rest } = o as Record<string, unknown>;
+  return rest;
+});
+
+describe('a run with sync marks plans exactly what a full plan would', () => {
+  it.each([1, 2, 3])('over 30 random days (seed %i)', async (seed) => {
+    const rand = rng(seed);
+    const pick = <T,>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
+    let groups = ['g1', 'g2', 'g3', 'g4'];
+    const groupsCsv = () => ['Group name;GroupID;Parent groupID', ...groups.map((g, i) => `Group ${g};${g};${i > 0 && g !== 'g1' ? 'g1' : ''}`)].join('\n') + '\n';
+    let people: Person[] = Array.from({ length: 40 }, (_, i) => ({ id: `u${i}`, title: 'T', groups: 'g2', admin: i % 7 === 0 ? 'g3' : '', segments: 's1', status: 'Active' }));
+    let rules: Record<string, string> = {};
+    let skippedUsers = 0;
+    ws.tenant('acme', { safeguards: { maxRemovalPercent: 100, maxRemovals: 1000 } });
+
+    for (let day = 0; day < 30; day++) {
+      clock = new Date(clock.getTime() + 86_400_000);
+      // The day's changes.
+      people = people.filter(() => rand() > 0.03);
+      for (const p of people) {
+        const r = rand();
+        if (r < 0.08) p.title = `T${day}`;
+        else if (r < 0.12) p.groups = pick(groups);
+        else if (r < 0.14) p.admin = rand() < 0.5 ? '' : pick(groups);
+        else if (r < 0.16) p.status = p.status === 'Active' ? 'Inactive' : 'Active';
+        else if (r < 0.17) p.email = 'not-an-email';
+        else if (r < 0.2) delete p.email;
+      }
+      if (rand() < 0.3) people.push({ id: `n${day}`, title: 'New', groups: pick(groups), admin: '', segments: 's2', status: 'Active' });
+      const files: Record<string, string> = { 'users.csv': usersCsv(people.map((p) => ({ id: p.id, title: p.title, groups: p.groups, admin: p.admin, segments: p.segments, status: p.status, email: p.email }))) };
+      if (day === 0) files['segments.csv'] = 'SegmentName;SegmentID\nOne;s1\nTwo;s2\n';
+      if (day === 0 || rand() < 0.15) {
+        if (day > 0) groups = rand() < 0.5 ? [...groups, `g${5 + day}`] : groups.filter((g) => g !== 'g4' || rand() < 0.5);
+        files['groups.csv'] = groupsCsv();
+      }
+      if (rand() < 0.1) {
+        rules = { ...rules, ...pick([{ membershipUpdate: 'overwrite' }, { membershipUpdate: 'never' }, { userStatusUpdate: 'keepInactive' }, { segmentConnectionUpdate: 'overwrite' }]) };
+        ws.tenant('acme', { rules, safeguards: { maxRemovalPercent: 100, maxRemovals: 1000 } });
+      }
+      // Hand-made changes in WT between runs.
+      const dir = readDirectory(app.db, 'acme');
+      const live = dir.users.filter((u) => !u.removedAt);
+      if (live.length && rand() < 0.4) {
+        const manual = addManual(app.db, 'acme', clock.toISOString());
+        const u = pick(live);
+        const g = pick(dir.groups);
+        if (rand() < 0.5 && g) manual.membership(u.id, g.id, rand() < 0.5 ? 'admin' : 'member');
+        else manual.status(u.id, 'inactive');
+      }
+
+      const tenant = app.tenant('acme');
+      const ids: number[] = [];
+      const fileProblems = [];
+      for (const [name, body] of Object.entries(files)) {
+        const received = await receiveFile(app, tenant, ws.file(name, body));
+        ids.push(received.id);
+        fileProblems.push(...received.problems);
+      }
+      const full = buildPlan(loadDesired(app.db, 'acme'), readDirectory(app.db, 'acme'), {
+        tenant: 'acme', rules: tenant.rules, now: clock.toISOString(), maxRemovals: tenant.safeguards.maxRemovals, maxRemovalPercent: tenant.safeguards.maxRemovalPercent,
+      });
+      const marks = await app.target(tenant).syncMarks!('acme');
+      const report = await reconcile(app, tenant, { kind: 'ingest', fileIds: ids });
+      if (!report) {
+        expect(full.ops).toEqual([]);
+        continue;
+      }
+      if (report.status === 'rejected') continue; // no file accepted (e.g. too many invalid emails): nothing planned
+      expect(strip(report.operations), `day ${day}`).toEqual(strip(full.ops));
+      expect(report.counts.unchanged, `day ${day}`).toBe(full.unchanged.users + full.unchanged.groups + full.unchanged.segments);
+      expect(report.problems, `day ${day}`).toEqual([...fileProblems, ...full.problems]);
+      skippedUsers += marks.size;
+    }
+    // The marks were really used: most users were skipped on most days.
+    expect(skippedUsers).toBeGreaterThan(300);
+  });
+});
