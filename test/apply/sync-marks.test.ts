@@ -41,7 +41,7 @@ describe('a run with sync marks plans exactly what a full plan would', () => {
     let groups = ['g1', 'g2', 'g3', 'g4'];
     const groupsCsv = () => ['Group name;GroupID;Parent groupID', ...groups.map((g, i) => `Group ${g};${g};${i > 0 && g !== 'g1' ? 'g1' : ''}`)].join('\n') + '\n';
     let people: Person[] = Array.from({ length: 40 }, (_, i) => ({ id: `u${i}`, title: 'T', groups: 'g2', admin: i % 7 === 0 ? 'g3' : '', segments: 's1', status: 'Active' }));
-    let rules: Record<string, string> = {};
+    let rules: Record<string, string | undefined> = {};
     let skippedUsers = 0;
     let referenceErrors = 0;
     ws.tenant('acme', { safeguards: { maxRemovalPercent: 100, maxRemovals: 1000 } });
