@@ -59,6 +59,9 @@ interface Mapper<R extends EntityRecord> {
   map(cells: readonly string[], line: number, out: Problem[]): R | null;
 }
 
+/** Control characters other than tab and line breaks (which quoted cells may hold). */
+const CONTROL_CHARACTER = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
+
 class FileRun {
   /** Created at the first row, when the file's line-break style is known. */
   lines: LineTracker | null = null;
@@ -87,6 +90,7 @@ class FileRun {
     this.dataRows++;
     const header = this.header;
     if (cells.length !== header.length) return this.onWrongWidth(cells, line);
+    for (let i = 0; i < cells.length; i++) if (CONTROL_CHARACTER.test(cells[i])) return this.onControlCharacter(cells, i, line);
     const mapper = this.mapper!;
     const record = mapper.map(cells, line, this.problems);
     if (this.opts.type === 'groups') return this.onGroup(record as GroupEntry['record'] | null, cells, line);
@@ -119,6 +123,18 @@ class FileRun {
         (cells.length < width ? ' (too few)' : ' (too many)'),
       { column: '—', hint: `check for a missing or extra ";" — ${QUOTE_HINT}`, entityId }));
     // A group that cannot be read still blocks its children with a clear reason.
+    if (this.opts.type === 'groups' && entityId !== undefined && !this.failedGroupIds.has(entityId)) this.failedGroupIds.set(entityId, line);
+  }
+
+  /** A NUL or other control character is never part of a name or an ID: the row is rejected, not stored. */
+  private onControlCharacter(cells: CsvRow, index: number, line: number): void {
+    this.invalidRows++;
+    const entityId = entityIdOf(cells, this.mapper!.idColumn);
+    const code = CONTROL_CHARACTER.exec(cells[index])![0].charCodeAt(0).toString(16).toUpperCase().padStart(2, '0');
+    this.problems.push(rowProblem(this.file, line, `the value holds an invisible control character (0x${code})`, {
+      column: this.header![index], value: JSON.stringify(cells[index]).slice(1, -1), entityId,
+      hint: 'remove the character (it often comes from a copy-paste or a database export) and upload the file again',
+    }));
     if (this.opts.type === 'groups' && entityId !== undefined && !this.failedGroupIds.has(entityId)) this.failedGroupIds.set(entityId, line);
   }
 

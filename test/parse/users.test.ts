@@ -19,6 +19,15 @@ describe('users rows', () => {
     } satisfies UserRecord);
   });
 
+  it('rejects a row holding a NUL or other control character, naming the column and the character', async () => {
+    const { result, sink } = await run('users', usersFile(...valid(9), userRow('bad', { Username: 'a\u0000b' }), userRow('tab', { Title: 'a\tb' })));
+    expect(result.status).toBe('accepted');
+    const problem = result.problems.find((p) => p.level === 'row')!;
+    expect(problem).toMatchObject({ line: 11, column: 'Username', value: 'a\\u0000b', entityId: 'bad', message: 'the value holds an invisible control character (0x00)' });
+    expect(sink.records.map((r) => r.record.externalId)).not.toContain('bad');
+    expect(sink.records.map((r) => r.record.externalId)).toContain('tab'); // a tab is ordinary text
+  });
+
   it('fields not mapped are absent from the record', async () => {
     const spec = usersSpec({ columns: ['externalId', 'firstName', 'lastName', 'username', 'ignore', 'ignore', 'ignore', 'ignore', 'ignore', 'ignore', 'ignore', 'memberOf', 'ignore', 'ignore', 'ignore', 'ignore'] });
     const { sink } = await run('users', usersFile(userRow('u1', { Email: 'not an email', Birthday: 'never' })), { spec });
