@@ -80,12 +80,6 @@ export function* reportLines(r: Report): Generator<string> {
   }
 }
 
-export function renderReport(r: Report): string {
-  let out = '';
-  for (const line of reportLines(r)) out += line;
-  return out;
-}
-
 /** The report as compact JSON, in pieces, so that no single string has to hold a huge report. */
 export function* reportJson(r: Report): Generator<string> {
   const { operations, ...summary } = r;
