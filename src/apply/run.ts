@@ -9,7 +9,7 @@ import { buildPlan } from '../plan/plan.js';
 import type { Plan } from '../plan/types.js';
 import { buildReport, type Report, type ReportFile } from '../report/report.js';
 import { reportJson, reportLines, writeChunked } from '../report/text.js';
-import { attachFilesToRun, getFile, unreconciledFiles } from '../store/files.js';
+import { attachFilesToRun, getFile, markInterrupted, unreconciledFiles } from '../store/files.js';
 import { createRun, finishRun, getRun, heldRemovalIds, markPublished, pendingRuns, runSummary, setRunStatus, supersedeHeldRuns, unpublishedRunIds, type RunTrigger } from '../store/runs.js';
 import { desiredSnapshotIds, loadDesired, removeOrphanSnapshotFiles } from '../store/snapshots.js';
 import type { OperationResult, Target } from '../targets/target.js';
@@ -143,6 +143,7 @@ export async function approveRun(app: App, tenant: TenantConfig, heldRunId: numb
 export async function resumeUnfinished(app: App, tenantIds?: Set<string>): Promise<Report[]> {
   const reports: Report[] = [];
   removeOrphanSnapshotFiles(app.db, app.config.paths.tmpDir, app.now());
+  markInterrupted(app.db, new Date(app.now().getTime() - 3600_000).toISOString());
   for (const id of unpublishedRunIds(app.db)) {
     const run = getRun(app.db, id)!;
     if (!tenantIds || tenantIds.has(run.tenant)) publish(app, run.report!);

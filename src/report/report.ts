@@ -9,7 +9,7 @@ export interface ReportFile {
   type: FileType | null;
   sha256: string;
   size: number;
-  status: 'accepted' | 'rejected' | 'duplicate' | 'received';
+  status: 'accepted' | 'rejected' | 'duplicate' | 'received' | 'interrupted';
   dataRows: number | null;
   validRows: number | null;
 }

@@ -2,7 +2,7 @@
 import type { FileType, Problem } from '../model.js';
 import type { Db } from './db.js';
 
-export type FileStatus = 'received' | 'accepted' | 'rejected' | 'duplicate';
+export type FileStatus = 'received' | 'accepted' | 'rejected' | 'duplicate' | 'interrupted';
 
 export interface FileRow {
   id: number;
@@ -70,4 +70,12 @@ export function unreconciledFiles(db: Db, tenant?: string): FileRow[] {
     ? db.prepare(`${SELECT} WHERE run_id IS NULL AND status IN ('accepted', 'rejected') AND tenant = ? ORDER BY id`).all(tenant)
     : db.prepare(`${SELECT} WHERE run_id IS NULL AND status IN ('accepted', 'rejected') ORDER BY id`).all();
   return (rows as Record<string, unknown>[]).map((r) => toRow(r) as FileRow);
+}
+
+/**
+ * Files left `received` by a process that stopped while parsing them (older than `before`, so that a parse
+ * still running in another process is not touched) become `interrupted`; the file itself is received again.
+ */
+export function markInterrupted(db: Db, before: string): number {
+  return db.prepare("UPDATE files SET status = 'interrupted' WHERE status = 'received' AND received_at < ?").run(before).changes;
 }

@@ -10,7 +10,8 @@ export const MIGRATIONS: string[] = [
     sha256 TEXT NOT NULL,
     received_at TEXT NOT NULL,
     processed_at TEXT,
-    status TEXT NOT NULL CHECK (status IN ('received', 'accepted', 'rejected', 'duplicate')),
+    -- interrupted: the process stopped while parsing it; the file stayed in the inbox and is received again.
+    status TEXT NOT NULL CHECK (status IN ('received', 'accepted', 'rejected', 'duplicate', 'interrupted')),
     problems TEXT NOT NULL DEFAULT '[]',
     data_rows INTEGER,
     valid_rows INTEGER,

@@ -7,7 +7,7 @@ import { tenantDirs } from '../../src/app.js';
 import { receiveFile } from '../../src/intake/receive.js';
 import { addManual, readDirectory } from '../../src/targets/embedded.js';
 import { directoryView } from '../../src/targets/directory-view.js';
-import { listFiles } from '../../src/store/files.js';
+import { getFile, listFiles, recordFile } from '../../src/store/files.js';
 import { getRun, listRuns } from '../../src/store/runs.js';
 import { makeWorkspace, SEED, usersCsv, type Workspace } from '../helpers/workspace.js';
 
@@ -282,6 +282,16 @@ describe('crash recovery bookkeeping', () => {
     expect(reports[0].files.map((f) => f.id)).toEqual(ids);
     expect(user('u1')).toMatchObject({ memberOf: ['dev'] });
     expect(await resumeUnfinished(app)).toEqual([]);
+  });
+
+  it('marks a file left half-parsed by a crash as interrupted, once it is an hour old', async () => {
+    const id = recordFile(app.db, { tenant: 'acme', name: 'users.csv', type: 'users', size: 1, sha256: 'x', receivedAt: clock.toISOString() });
+    await resumeUnfinished(app);
+    expect(getFile(app.db, id)!.status).toBe('received'); // may still be parsing in another process
+    clock = new Date(clock.getTime() + 2 * 3600_000);
+    await resumeUnfinished(app);
+    expect(getFile(app.db, id)!.status).toBe('interrupted');
+    expect(await resumeUnfinished(app)).toEqual([]); // no run for it: the file is received again from the inbox
   });
 
   it('publishes a report the customer never got (a crash right after the apply)', async () => {
