@@ -87,20 +87,25 @@ async function planWithSyncMarks(app: App, tenant: TenantConfig, target: Target,
   const plan = buildPlan(desired, await target.load(tenant.id, desired.users?.inSync), planSettings(tenant, now));
   return {
     plan,
-    /** Users of the file whose every operation went through (none failed, none held, no row error). */
-    marks(results: OperationResult[]): [string, string][] {
+    /**
+     * The marks the run leaves: a new mark for each user of the file whose every operation went through, and
+     * none (cleared) for one whose operations partly failed, since its directory entry is now half-way. Users
+     * left as they are (row errors) keep theirs.
+     */
+    marks(results: OperationResult[]): [string, string | null][] {
       if (!desired.users) return [];
       const failed = new Set(results.filter((r) => r.status !== 'done').map((r) => r.seq));
-      const unsettled = new Set<string>(desired.users.protectedIds);
-      for (const p of plan.problems) if (p.entityId) unsettled.add(p.entityId);
+      const leftAlone = new Set<string>(desired.users.protectedIds);
+      for (const p of plan.problems) if (p.entityId) leftAlone.add(p.entityId);
+      const failedUsers = new Set<string>();
       for (const op of plan.ops) {
         if (!failed.has(op.seq)) continue;
-        if ('userId' in op) unsettled.add(op.userId);
-        else if (op.entity === 'user' && op.externalId) unsettled.add(op.externalId);
+        if ('userId' in op) failedUsers.add(op.userId);
+        else if (op.entity === 'user' && op.externalId) failedUsers.add(op.externalId);
       }
       return desired.users.records
-        .filter((r) => r.hash && !unsettled.has(r.record.externalId))
-        .map((r) => [r.record.externalId, syncMark(r.hash!, context)]);
+        .filter((r) => r.hash && !leftAlone.has(r.record.externalId))
+        .map((r) => [r.record.externalId, failedUsers.has(r.record.externalId) ? null : syncMark(r.hash!, context)]);
     },
   };
 }

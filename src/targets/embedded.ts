@@ -26,7 +26,7 @@ export class EmbeddedTarget implements Target {
     return new Map(rows);
   }
 
-  markSynced(tenant: string, marks: [externalId: string, mark: string][]): void {
+  markSynced(tenant: string, marks: [externalId: string, mark: string | null][]): void {
     const set = this.db.prepare('UPDATE dir_users SET synced = ? WHERE tenant = ? AND external_id = ?');
     for (const [externalId, mark] of marks) set.run(mark, tenant, externalId);
   }

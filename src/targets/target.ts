@@ -22,8 +22,8 @@ export interface Target {
   load(tenant: string, inSync?: ReadonlySet<string>): Promise<DirectoryState>;
   /** Optional: the sync mark each live user got when a run last applied its row in full. */
   syncMarks?(tenant: string): Promise<Map<string, string>>;
-  /** Optional, called inside `apply`'s `record`: these users' rows are now applied in full. */
-  markSynced?(tenant: string, marks: [externalId: string, mark: string][]): void;
+  /** Optional, called inside `apply`'s `record`: these users' rows are now applied in full (null: clear the mark). */
+  markSynced?(tenant: string, marks: [externalId: string, mark: string | null][]): void;
   /**
    * Applies the operations in order; a failed one is reported and the rest go on.
    * `record` receives the results inside the target's own transaction where it has one,

@@ -108,3 +108,24 @@ describe('a run with sync marks plans exactly what a full plan would', () => {
     expect(referenceErrors).toBeGreaterThan(0);
   });
 });
+
+describe('sync marks and failed operations', () => {
+  it('a user whose run partly failed is planned again, even when the next row is the one marked before', async () => {
+    ws.tenant('acme');
+    const tenant = () => app.tenant('acme');
+    const ingest = async (files: Record<string, string>) => {
+      const ids = [];
+      for (const [name, body] of Object.entries(files)) ids.push((await receiveFile(app, tenant(), ws.file(name, body))).id);
+      return (await reconcile(app, tenant(), { kind: 'ingest', fileIds: ids }))!;
+    };
+    const rowA = usersCsv([{ id: 'u1', groups: 'g1' }, { id: 'u2', groups: 'g1' }]);
+    await ingest({ 'groups.csv': 'Group name;GroupID;Parent groupID\nOne;g1;\nTwo;g2;\n', 'users.csv': rowA });
+    addManual(app.db, 'acme', clock.toISOString()).user({ firstName: 'Hand', lastName: 'Made', username: 'taken@example.com' });
+    // The username change fails; the new membership of g2 goes through: u1 is now half-applied.
+    const partial = await ingest({ 'users.csv': usersCsv([{ id: 'u1', groups: 'g1,g2', username: 'taken@example.com' }, { id: 'u2', groups: 'g1' }]) });
+    expect(partial.operations.map((o) => [o.op, o.status])).toEqual([['update', 'failed'], ['link', 'done']]);
+    // Back to the first row: the full plan unlinks g2 again, and so must the run.
+    const back = await ingest({ 'users.csv': rowA + '\n' });
+    expect(back.operations.map((o) => [o.op, 'groupId' in o ? o.groupId : undefined, o.status])).toEqual([['unlink', 'g2', 'done']]);
+  });
+});
