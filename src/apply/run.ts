@@ -11,7 +11,7 @@ import { buildReport, type Report, type ReportFile } from '../report/report.js';
 import { reportJson, reportLines, writeChunked } from '../report/text.js';
 import { attachFilesToRun, getFile, markInterrupted, unreconciledFiles } from '../store/files.js';
 import { createRun, finishRun, getRun, heldRemovalIds, markPublished, pendingRuns, runSummary, setRunStatus, supersedeHeldRuns, unpublishedRunIds, type RunTrigger } from '../store/runs.js';
-import { desiredSnapshotIds, loadDesired, removeOrphanSnapshotFiles } from '../store/snapshots.js';
+import { loadDesired, removeOrphanSnapshotFiles } from '../store/snapshots.js';
 import type { OperationResult, Target } from '../targets/target.js';
 import { syncContext, syncMark } from './sync-marks.js';
 
@@ -82,9 +82,29 @@ export async function reconcile(app: App, tenant: TenantConfig, trigger: RunTrig
  */
 async function planWithSyncMarks(app: App, tenant: TenantConfig, target: Target, now: string) {
   const marks = target.syncMarks ? await target.syncMarks(tenant.id) : undefined;
-  const context = syncContext(desiredSnapshotIds(app.db, tenant.id), tenant.rules);
-  const desired = loadDesired(app.db, tenant.id, marks && ((externalId, hash) => marks.get(externalId) === syncMark(hash, context)));
-  const plan = buildPlan(desired, await target.load(tenant.id, desired.users?.inSync), planSettings(tenant, now));
+  // The context comes from the very snapshots read, so a file accepted meanwhile cannot mix two states.
+  let context = '';
+  let desired = loadDesired(app.db, tenant.id, marks && ((parts) => {
+    context = syncContext(parts, tenant.rules);
+    return (externalId, hash) => marks.get(externalId) === syncMark(hash, context);
+  }));
+  let dir = await target.load(tenant.id, desired.users?.inSync);
+  const inSync = desired.users?.inSync;
+  if (marks && inSync && inSync.size > 0) {
+    // Another process may have touched a user between the reads (every such write clears its mark): then plan in full.
+    const after = await target.syncMarks!(tenant.id);
+    for (const id of inSync) {
+      if (after.get(id) === marks.get(id)) continue;
+      app.logger.info({ tenant: tenant.id, user: id }, 'directory changed while planning; planning every user');
+      desired = loadDesired(app.db, tenant.id, (parts) => {
+        context = syncContext(parts, tenant.rules);
+        return () => false;
+      });
+      dir = await target.load(tenant.id);
+      break;
+    }
+  }
+  const plan = buildPlan(desired, dir, planSettings(tenant, now));
   return {
     plan,
     /**
@@ -96,7 +116,8 @@ async function planWithSyncMarks(app: App, tenant: TenantConfig, target: Target,
       if (!desired.users) return [];
       const failed = new Set(results.filter((r) => r.status !== 'done').map((r) => r.seq));
       const leftAlone = new Set<string>(desired.users.protectedIds);
-      for (const p of plan.problems) if (p.entityId) leftAlone.add(p.entityId);
+      // Row errors name users (unknown references); warnings may name groups, whose IDs can equal a user's.
+      for (const p of plan.problems) if (p.level === 'row' && p.entityId) leftAlone.add(p.entityId);
       const failedUsers = new Set<string>();
       for (const op of plan.ops) {
         if (!failed.has(op.seq)) continue;

@@ -4,15 +4,10 @@
 // get the full plan; every write to a user outside a run must clear the user's mark (see targets/embedded.ts).
 import { createHash } from 'node:crypto';
 import type { Rules } from '../config/schema.js';
-
-export interface SyncContextParts {
-  usersFields?: string[];
-  groups?: number;
-  segments?: number;
-}
+import type { SnapshotContext } from '../store/snapshots.js';
 
 /** What a user's plan depends on besides the user's own row and directory entry. */
-export function syncContext(parts: SyncContextParts, rules: Rules): string {
+export function syncContext(parts: SnapshotContext, rules: Rules): string {
   const basis = { fields: [...(parts.usersFields ?? [])].sort(), rules, groups: parts.groups ?? null, segments: parts.segments ?? null };
   return createHash('sha1').update(JSON.stringify(basis)).digest('base64');
 }

@@ -83,27 +83,24 @@ function latest(db: Db, tenant: string, type: FileType): LatestSnapshot | undefi
     .get(tenant, type) as LatestSnapshot | undefined;
 }
 
-/** Which snapshots make up the tenant's desired state now, without reading their rows. */
-export function desiredSnapshotIds(db: Db, tenant: string): { users?: number; usersFields?: string[]; groups?: number; segments?: number } {
-  const users = latest(db, tenant, 'users');
-  return { users: users?.id, usersFields: users ? (JSON.parse(users.fields) as string[]) : undefined, groups: latest(db, tenant, 'groups')?.id, segments: latest(db, tenant, 'segments')?.id };
-}
+/** What decides, besides a user's own row, how that user is planned: see src/apply/sync-marks.ts. */
+export interface SnapshotContext { usersFields?: string[]; groups?: number; segments?: number }
 
 /**
- * The tenant's desired state. `inSync(externalId, rowHash)` may tell which user rows are known applied and
- * unchanged: those are not parsed, only listed in `users.inSync`.
+ * The tenant's desired state. `inSyncFor` may say, given the snapshots actually read, which user rows are known
+ * applied and unchanged: those are not parsed, only listed in `users.inSync`.
  */
-export function loadDesired(db: Db, tenant: string, inSync?: (externalId: string, rowHash: string) => boolean): DesiredState {
-  return {
-    users: loadLatest<UserRecord>(db, tenant, 'users', inSync),
-    groups: loadLatest<GroupRecord>(db, tenant, 'groups'),
-    segments: loadLatest<SegmentRecord>(db, tenant, 'segments'),
-  };
+export function loadDesired(db: Db, tenant: string, inSyncFor?: (context: SnapshotContext) => (externalId: string, rowHash: string) => boolean): DesiredState {
+  const groups = loadLatest<GroupRecord>(db, tenant, 'groups');
+  const segments = loadLatest<SegmentRecord>(db, tenant, 'segments');
+  const users = loadLatest<UserRecord>(db, tenant, 'users', inSyncFor && ((fields) => inSyncFor({ usersFields: fields, groups: groups?.id, segments: segments?.id })));
+  return { users, groups, segments };
 }
 
-function loadLatest<T>(db: Db, tenant: string, type: FileType, inSync?: (externalId: string, rowHash: string) => boolean): DesiredSnapshot<T> | undefined {
+function loadLatest<T>(db: Db, tenant: string, type: FileType, inSyncFor?: (fields: string[]) => (externalId: string, rowHash: string) => boolean): DesiredSnapshot<T> | undefined {
   const snap = latest(db, tenant, type);
   if (!snap) return undefined;
+  const inSync = inSyncFor?.(JSON.parse(snap.fields) as string[]);
   const protectedIds = new Set(db.prepare('SELECT entity_id FROM snapshot_problems WHERE snapshot_id = ? AND entity_id IS NOT NULL').pluck().all(snap.id) as string[]);
   const rowsDb = new Database(path.join(snapshotsDir(db), snap.rowsFile), { readonly: true, fileMustExist: true });
   const records: Located<T>[] = [];

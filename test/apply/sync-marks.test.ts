@@ -129,3 +129,52 @@ describe('sync marks and failed operations', () => {
     expect(back.operations.map((o) => [o.op, 'groupId' in o ? o.groupId : undefined, o.status])).toEqual([['unlink', 'g2', 'done']]);
   });
 });
+
+describe('sync marks and IDs shared by a user and a group', () => {
+  it('a warning about a kept group does not freeze the mark of a user with the same ID', async () => {
+    ws.tenant('acme');
+    const day = async (files: Record<string, string>) => {
+      clock = new Date(clock.getTime() + 86_400_000);
+      const ids = [];
+      for (const [name, body] of Object.entries(files)) ids.push((await receiveFile(app, app.tenant('acme'), ws.file(name, body))).id);
+      return (await reconcile(app, app.tenant('acme'), { kind: 'ingest', fileIds: ids }))!;
+    };
+    await day({ 'groups.csv': 'Group name;GroupID;Parent groupID\nOne;g1;\n', 'users.csv': usersCsv([{ id: 'X1', title: 'A', groups: 'g1' }, { id: 'u2', groups: 'g1' }]) });
+    const manual = addManual(app.db, 'acme', clock.toISOString());
+    manual.group({ externalId: 'X1', name: 'Hand X1' }); // not in the group file, but kept by its hand-made child:
+    manual.group({ name: 'Child', parentId: 'X1' }); // a warning naming "X1"
+    const d2 = await day({ 'users.csv': usersCsv([{ id: 'X1', title: 'B', groups: 'g1' }, { id: 'u2', groups: 'g1' }]) });
+    expect(d2.problems.map((p) => [p.level, p.entityId])).toEqual([['warning', 'X1']]);
+    const d3 = await day({ 'users.csv': usersCsv([{ id: 'X1', title: 'A', groups: 'g1' }, { id: 'u2', groups: 'g1', title: 'x' }]) });
+    expect(d3.operations.map((o) => [o.op, 'externalId' in o ? o.externalId : undefined])).toEqual([['update', 'X1'], ['update', 'u2']]);
+  });
+});
+
+describe('sync marks and another process writing meanwhile', () => {
+  it('a user touched between reading the marks and reading the directory is planned', async () => {
+    ws.tenant('acme');
+    const rows = usersCsv([{ id: 'u1', groups: 'g1' }, { id: 'u2', groups: 'g1' }]);
+    const groups = 'Group name;GroupID;Parent groupID\nOne;g1;\n';
+    const ingest = async (files: Record<string, string>) => {
+      const ids = [];
+      for (const [name, body] of Object.entries(files)) ids.push((await receiveFile(app, app.tenant('acme'), ws.file(name, body))).id);
+      return (await reconcile(app, app.tenant('acme'), { kind: 'ingest', fileIds: ids }))!;
+    };
+    await ingest({ 'groups.csv': groups, 'users.csv': rows });
+    // Another writer pauses u1 in WT right after this run has read the marks.
+    const original = app.target.bind(app);
+    app.target = (tenant) => {
+      const target = original(tenant);
+      return Object.assign(Object.create(Object.getPrototypeOf(target)), target, {
+        load: async (id: string, inSync?: ReadonlySet<string>) => {
+          if (inSync?.has('u1')) addManual(app.db, 'acme', clock.toISOString()).status(readDirectory(app.db, 'acme').users.find((u) => u.externalId === 'u1')!.id, 'inactive');
+          return target.load(id, inSync);
+        },
+      });
+    };
+    const report = await ingest({ 'users.csv': rows + '\n' });
+    expect(report.operations.map((o) => [o.op, 'externalId' in o ? o.externalId : undefined, 'changes' in o ? o.changes : undefined])).toEqual([
+      ['update', 'u1', [{ field: 'status', before: 'inactive', after: 'active' }]],
+    ]);
+  });
+});
