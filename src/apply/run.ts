@@ -11,7 +11,7 @@ import { buildReport, type Report, type ReportFile } from '../report/report.js';
 import { reportJson, reportLines, writeChunked } from '../report/text.js';
 import { attachFilesToRun, getFile, markInterrupted, unreconciledFiles } from '../store/files.js';
 import { createRun, finishRun, getRun, heldRemovalIds, markPublished, pendingRuns, runSummary, setRunStatus, supersedeHeldRuns, unpublishedRunIds, type RunTrigger } from '../store/runs.js';
-import { loadDesired, removeOrphanSnapshotFiles } from '../store/snapshots.js';
+import { loadDesired, removeOrphanSnapshotFiles, type SnapshotContext } from '../store/snapshots.js';
 import type { OperationResult, Target } from '../targets/target.js';
 import { syncContext, syncMark } from './sync-marks.js';
 
@@ -81,28 +81,25 @@ export async function reconcile(app: App, tenant: TenantConfig, trigger: RunTrig
  * rows the run will have applied in full once its results are known.
  */
 async function planWithSyncMarks(app: App, tenant: TenantConfig, target: Target, now: string) {
-  const marks = target.syncMarks ? await target.syncMarks(tenant.id) : undefined;
+  const useMarks = target.syncMarks !== undefined && target.version !== undefined;
+  const versionBefore = useMarks ? await target.version!(tenant.id) : 0;
+  const marks = useMarks ? await target.syncMarks!(tenant.id) : undefined;
   // The context comes from the very snapshots read, so a file accepted meanwhile cannot mix two states.
   let context = '';
+  const contextOf = (parts: SnapshotContext) => (context = syncContext(parts, tenant.rules));
   let desired = loadDesired(app.db, tenant.id, marks && ((parts) => {
-    context = syncContext(parts, tenant.rules);
+    contextOf(parts);
     return (externalId, hash) => marks.get(externalId) === syncMark(hash, context);
   }));
   let dir = await target.load(tenant.id, desired.users?.inSync);
-  const inSync = desired.users?.inSync;
-  if (marks && inSync && inSync.size > 0) {
-    // Another process may have touched a user between the reads (every such write clears its mark): then plan in full.
-    const after = await target.syncMarks!(tenant.id);
-    for (const id of inSync) {
-      if (after.get(id) === marks.get(id)) continue;
-      app.logger.info({ tenant: tenant.id, user: id }, 'directory changed while planning; planning every user');
-      desired = loadDesired(app.db, tenant.id, (parts) => {
-        context = syncContext(parts, tenant.rules);
-        return () => false;
-      });
-      dir = await target.load(tenant.id);
-      break;
-    }
+  if (useMarks && (await target.version!(tenant.id)) !== versionBefore) {
+    // Another process wrote to the directory while this run read it: the marks may be stale, so plan in full.
+    app.logger.info({ tenant: tenant.id }, 'directory changed while planning; planning every user');
+    desired = loadDesired(app.db, tenant.id, (parts) => {
+      contextOf(parts);
+      return () => false;
+    });
+    dir = await target.load(tenant.id);
   }
   const plan = buildPlan(desired, dir, planSettings(tenant, now));
   return {

@@ -58,6 +58,13 @@ export const MIGRATIONS: string[] = [
   CREATE UNIQUE INDEX dir_users_external ON dir_users (tenant, external_id) WHERE external_id IS NOT NULL;
   CREATE INDEX dir_users_username ON dir_users (tenant, username);
 
+  -- Bumped by every write to a tenant's directory (a run's apply, a hand-made change): a planner that read it
+  -- before and after its reads knows nobody wrote in between.
+  CREATE TABLE dir_versions (
+    tenant TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
   CREATE TABLE dir_groups (
     id INTEGER PRIMARY KEY,
     tenant TEXT NOT NULL,

@@ -21,6 +21,10 @@ export class EmbeddedTarget implements Target {
     return readDirectory(this.db, tenant, inSync);
   }
 
+  async version(tenant: string): Promise<number> {
+    return (this.db.prepare('SELECT version FROM dir_versions WHERE tenant = ?').pluck().get(tenant) as number | undefined) ?? 0;
+  }
+
   async syncMarks(tenant: string): Promise<Map<string, string>> {
     const rows = this.db.prepare('SELECT external_id, synced FROM dir_users WHERE tenant = ? AND synced IS NOT NULL AND removed_at IS NULL AND external_id IS NOT NULL').raw().all(tenant) as [string, string][];
     return new Map(rows);
@@ -33,6 +37,7 @@ export class EmbeddedTarget implements Target {
 
   async apply(tenant: string, ops: PlannedOperation[], settings: ApplySettings, record: (results: OperationResult[]) => void): Promise<OperationResult[]> {
     return inTransaction(this.db, () => {
+      bumpVersion(this.db, tenant);
       const applier = new Applier(this.db, tenant, settings);
       const results = ops.map((op): OperationResult => {
         if (op.held) return { seq: op.seq, status: 'held' };
@@ -98,6 +103,7 @@ export function readDirectory(db: Db, tenant: string, inSync?: ReadonlySet<strin
  */
 export function addManual(db: Db, tenant: string, now: string) {
   const unsync = (userId: number) => db.prepare('UPDATE dir_users SET synced = NULL WHERE id = ?').run(userId);
+  bumpVersion(db, tenant);
   return {
     user(u: { externalId?: string | null; firstName: string; lastName: string; username: string; status?: string }): number {
       return Number(db.prepare(`INSERT INTO dir_users (tenant, external_id, first_name, last_name, username, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -122,6 +128,10 @@ export function addManual(db: Db, tenant: string, now: string) {
       db.prepare('UPDATE dir_users SET status = ? WHERE id = ?').run(status, userId);
     },
   };
+}
+
+function bumpVersion(db: Db, tenant: string): void {
+  db.prepare('INSERT INTO dir_versions (tenant, version) VALUES (?, 1) ON CONFLICT (tenant) DO UPDATE SET version = version + 1').run(tenant);
 }
 
 /** Applies single operations; IDs by external ID are resolved through caches filled lazily and kept current. */

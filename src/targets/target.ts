@@ -22,6 +22,8 @@ export interface Target {
   load(tenant: string, inSync?: ReadonlySet<string>): Promise<DirectoryState>;
   /** Optional: the sync mark each live user got when a run last applied its row in full. */
   syncMarks?(tenant: string): Promise<Map<string, string>>;
+  /** Optional, with `syncMarks`: a number that changes with every write to the tenant's directory. */
+  version?(tenant: string): Promise<number>;
   /** Optional, called inside `apply`'s `record`: these users' rows are now applied in full (null: clear the mark). */
   markSynced?(tenant: string, marks: [externalId: string, mark: string | null][]): void;
   /**
