@@ -111,6 +111,7 @@ function timeTarget(app: App): { load: number; apply: number; ops: number } {
         return r;
       },
       syncMarks: t.syncMarks?.bind(t),
+      version: t.version?.bind(t),
       markSynced: t.markSynced?.bind(t),
       apply: async (id, ops, settings, record) => {
         times.ops += ops.length;
