@@ -9,7 +9,7 @@ import { ensureTenantDirs, tenantDirs, type App } from '../app.js';
 import type { TenantConfig } from '../config/schema.js';
 import { reconcile, resumeUnfinished } from '../apply/run.js';
 import { unreconciledFiles } from '../store/files.js';
-import { inboxRelativeName } from '../sftp/tenant-store.js';
+import { inboxRelativeName, removeEmptyArrivalFolders } from '../sftp/tenant-store.js';
 import { receiveFile } from './receive.js';
 
 export interface InboxOptions {
@@ -128,7 +128,7 @@ export class Inbox {
         const inbox = tenantDirs(this.app.config.paths, tenantId).inbox;
         // Our SFTP server gives each upload its own arrival folder (inbox/<stamp>-<seq>/<name>); other files sit at the top.
         await receiveFile(this.app, tenant, file, { name: inboxRelativeName(inbox, file) });
-        this.archive(tenantId, file, inbox);
+        await this.archive(tenantId, file, inbox);
         this.scheduleSettle(tenant);
       } finally {
         this.seen.delete(file);
@@ -171,19 +171,12 @@ export class Inbox {
     });
   }
 
-  private archive(tenantId: string, file: string, inbox: string): void {
+  private async archive(tenantId: string, file: string, inbox: string): Promise<void> {
     const day = this.app.now().toISOString().slice(0, 10);
     const target = path.join(tenantDirs(this.app.config.paths, tenantId).archive, day, path.relative(inbox, file));
     fs.mkdirSync(path.dirname(target), { recursive: true });
     fs.renameSync(file, target);
-    // Remove the now-empty arrival folders up to the inbox itself.
-    for (let dir = path.dirname(file); dir.startsWith(inbox + path.sep); dir = path.dirname(dir)) {
-      try {
-        fs.rmdirSync(dir);
-      } catch {
-        break;
-      }
-    }
+    await removeEmptyArrivalFolders(inbox, file);
   }
 
   private cleanArchive(): void {

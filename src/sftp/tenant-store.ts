@@ -161,11 +161,10 @@ async function duBytes(dir: string): Promise<number> {
 }
 
 /**
- * For the core: removes a processed file from the inbox together with the per-upload folders that become
- * empty (never the inbox itself).
+ * For the core: once a processed file has left the inbox, removes the per-upload folders it leaves empty
+ * (never the inbox itself).
  */
-export async function removeInboxEntry(inboxRoot: string, inboxPath: string): Promise<void> {
-  await fsp.rm(inboxPath, { force: true });
+export async function removeEmptyArrivalFolders(inboxRoot: string, inboxPath: string): Promise<void> {
   let dir = dirname(inboxPath);
   const root = inboxRoot.replace(/[/\\]+$/, '');
   while (dir !== root && !relative(root, dir).startsWith('..') && relative(root, dir) !== '') {
