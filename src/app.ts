@@ -4,6 +4,7 @@ import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import { loadConfig, loadTenant, type LoadedConfig, type Paths } from './config/load.js';
 import type { TenantConfig } from './config/schema.js';
+import { tenantDirs as dirsOf, type TenantDirs } from './config/tenant-dirs.js';
 import { openDatabase, type Db } from './store/db.js';
 import { EmbeddedTarget } from './targets/embedded.js';
 import type { Target } from './targets/target.js';
@@ -51,18 +52,9 @@ export function openApp(opts: OpenOptions = {}): App {
   };
 }
 
-export interface TenantDirs {
-  /** The jail root a customer sees over SFTP as `/`. */
-  home: string;
-  reports: string;
-  inbox: string;
-  archive: string;
-}
-
+/** A tenant's folders under the configured data folder (see config/tenant-dirs.ts). */
 export function tenantDirs(paths: Paths, tenant: string): TenantDirs {
-  const root = path.join(paths.tenantsRoot, tenant);
-  const home = path.join(root, 'home');
-  return { home, reports: path.join(home, 'reports'), inbox: path.join(root, 'inbox'), archive: path.join(root, 'archive') };
+  return dirsOf(paths.tenantsRoot, tenant);
 }
 
 export function ensureTenantDirs(paths: Paths, tenant: string): TenantDirs {

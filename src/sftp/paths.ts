@@ -2,6 +2,7 @@
 // A virtual path is normalised lexically (chroot semantics: `..` at the root stays at the root), so the
 // result is a list of plain name segments that can only ever name something below the home folder.
 // Symlinks are handled by the caller (realpath of the parent + lstat/O_NOFOLLOW on the last segment).
+import { REPORTS_DIR } from '../config/tenant-dirs.js';
 
 export class PathError extends Error {
   constructor(message: string) {
@@ -13,8 +14,8 @@ export class PathError extends Error {
 export const MAX_PATH_BYTES = 1024;
 export const MAX_NAME_BYTES = 255;
 
-/** Name of the folder in the tenant root the core writes run reports to (readable/deletable, not writable). */
-export const REPORTS_DIR = 'reports';
+/** The folder in the tenant root the core writes run reports to (readable/deletable, not writable). */
+export { REPORTS_DIR };
 
 // Control characters (incl. NUL) are never valid in a name: they break logs, listings and some filesystems.
 // eslint-disable-next-line no-control-regex

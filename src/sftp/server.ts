@@ -6,6 +6,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import type { Logger } from 'pino';
 import ssh2 from 'ssh2';
 import type { AuthContext, Connection, PublicKeyAuthContext, ServerConfig } from 'ssh2';
+import { tenantDirs } from '../config/tenant-dirs.js';
 import { BanList, findAuthorizedKey, type BanSettings } from './auth.js';
 import { fingerprintOfBlob } from './host-key.js';
 import { SftpSession } from './session.js';
@@ -506,7 +507,7 @@ async function sweepOldPartials(tenantsRoot: string, retentionMs: number, log: L
   }
   const cutoff = Date.now() - retentionMs;
   for (const t of tenants) {
-    const dir = join(tenantsRoot, t, 'partial');
+    const dir = tenantDirs(tenantsRoot, t).partial;
     let names: string[];
     try {
       names = await fsp.readdir(dir);

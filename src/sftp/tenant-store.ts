@@ -10,7 +10,8 @@
 import type { Hash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
-import { REPORTS_DIR, partialKey } from './paths.js';
+import { tenantDirs } from '../config/tenant-dirs.js';
+import { partialKey } from './paths.js';
 
 export interface FinalAttrs {
   size: number;
@@ -48,6 +49,7 @@ async function fsyncDir(path: string): Promise<void> {
 export class TenantStore {
   readonly root: string;
   readonly home: string;
+  readonly reports: string;
   readonly partialDir: string;
   readonly inbox: string;
   /** realpath of home, set by ready(). */
@@ -63,16 +65,18 @@ export class TenantStore {
     readonly tenantId: string,
     private readonly recentMs: number,
   ) {
-    this.root = join(tenantsRoot, tenantId);
-    this.home = join(this.root, 'home');
-    this.partialDir = join(this.root, 'partial');
-    this.inbox = join(this.root, 'inbox');
+    const dirs = tenantDirs(tenantsRoot, tenantId);
+    this.root = dirs.root;
+    this.home = dirs.home;
+    this.reports = dirs.reports;
+    this.partialDir = dirs.partial;
+    this.inbox = dirs.inbox;
   }
 
   /** Creates the folders on demand (idempotent). */
   ready(): Promise<void> {
     this.readyPromise ??= (async () => {
-      for (const d of [this.home, join(this.home, REPORTS_DIR), this.partialDir, this.inbox]) {
+      for (const d of [this.home, this.reports, this.partialDir, this.inbox]) {
         await fsp.mkdir(d, { recursive: true, mode: 0o750 });
       }
       this.homeReal = await fsp.realpath(this.home);
