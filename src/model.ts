@@ -75,6 +75,8 @@ export interface Problem {
   file: string;
   /** 1-based physical line where the row starts, when known. */
   line?: number;
+  /** 1-based record of an API fetch (instead of a line), when the input came from the api source. */
+  record?: number;
   /** Header name of the column (or field name when there is no header), when known. */
   column?: string;
   /** 1-based byte offset in the file, for encoding errors. */

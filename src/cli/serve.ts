@@ -61,7 +61,7 @@ async function serve(o: ServeOptions): Promise<void> {
     tenantsRoot: paths.tenantsRoot,
     // Read at each login, so a key added to a tenant file works without a restart.
     access: { authorizedKeys: (id) => (fs.existsSync(tenantFile(paths.tenantsDir, id)) ? loadTenant(paths.tenantsDir, id).keys : undefined) },
-    onUploadComplete: (upload) => inbox.fileArrived(upload.inboxPath),
+    onUploadComplete: (upload) => inbox.fileArrived(upload.inboxPath, { sha256: upload.sha256, size: upload.size }),
     logger: app.logger,
     limits: {
       maxFileBytes: service.sftp.maxFileBytes,

@@ -9,7 +9,7 @@ import { ensureTenantDirs, tenantDirs, type App } from '../app.js';
 import type { TenantConfig } from '../config/schema.js';
 import { reconcile, resumeUnfinished } from '../apply/run.js';
 import { unreconciledFiles } from '../store/files.js';
-import { inboxRelativeName, removeEmptyArrivalFolders } from '../sftp/tenant-store.js';
+import { carriedFor, forgetCarried, type Carried, inboxRelativeName, removeEmptyArrivalFolders } from './handover.js';
 import { receiveFile } from './receive.js';
 
 export interface InboxOptions {
@@ -115,8 +115,8 @@ export class Inbox {
     }
   }
 
-  /** A file is in an inbox (from our SFTP server, which moved it there atomically, or seen by the watcher). */
-  fileArrived(file: string): void {
+  /** A file is in an inbox (handed over by a source through intake/handover.ts, or seen by the watcher). */
+  fileArrived(file: string, handed?: Carried): void {
     if (this.stopping || this.seen.has(file)) return;
     const tenantId = this.tenantOf(file);
     if (!tenantId) return;
@@ -126,9 +126,11 @@ export class Inbox {
         if (!fs.existsSync(file)) return; // processed already, e.g. by both the SFTP hook and the watcher
         const tenant = this.app.tenant(tenantId);
         const inbox = tenantDirs(this.app.config.paths, tenantId).inbox;
-        // Our SFTP server gives each upload its own arrival folder (inbox/<stamp>-<seq>/<name>); other files sit at the top.
-        await receiveFile(this.app, tenant, file, { name: inboxRelativeName(inbox, file) });
+        // Each delivered file has its own arrival folder (inbox/<stamp>-<seq>/<name>); other files sit at the top.
+        const carried = handed ?? carriedFor(file);
+        await receiveFile(this.app, tenant, file, { name: inboxRelativeName(inbox, file), sha256: carried?.sha256, recordNumbers: carried?.recordNumbers });
         await this.archive(tenantId, file, inbox);
+        forgetCarried(file);
         this.scheduleSettle(tenant);
       } finally {
         this.seen.delete(file);

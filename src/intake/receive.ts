@@ -11,6 +11,7 @@ import { finishFile, lastAcceptedFile, recordFile } from '../store/files.js';
 import { commitSnapshot } from '../store/snapshots.js';
 import type { ReportFile } from '../report/report.js';
 import { fileTypeOf } from './file-type.js';
+import { lineToRecord } from './record-numbers.js';
 import { sha256File } from './sha256.js';
 
 export interface ReceivedFile extends ReportFile {
@@ -34,13 +35,17 @@ export interface ReceiveOptions {
   /** Name shown in reports; defaults to the base name of the path. */
   name?: string;
   onProgress?: (bytesRead: number, size: number) => void;
+  /** The sha256 the source computed while the file arrived (intake/handover.ts); the file is hashed only without it. */
+  sha256?: string;
+  /** The file renders a source's records (api): problems name "record N" (line N + 1 of the rendering) instead of lines. */
+  recordNumbers?: boolean;
 }
 
 export async function receiveFile(app: App, tenant: TenantConfig, file: string, opts: ReceiveOptions = {}): Promise<ReceivedFile> {
   const name = opts.name ?? path.basename(file);
   const now = app.now().toISOString();
   const size = fs.statSync(file).size;
-  const sha256 = await sha256File(file);
+  const sha256 = opts.sha256 ?? (await sha256File(file));
   const match = fileTypeOf(tenant, name);
   const type: FileType | null = match.type;
   const base = { name, type, sha256, size };
@@ -76,6 +81,7 @@ export async function receiveFile(app: App, tenant: TenantConfig, file: string, 
       onProgress: opts.onProgress ? (bytes) => opts.onProgress!(bytes, size) : undefined,
     });
     sink.finish();
+    if (opts.recordNumbers) result.problems = result.problems.map(lineToRecord);
     if (result.status === 'rejected') return reject(result.problems, result.dataRows, result.validRows);
     const fields = spec.columns.filter((c) => c !== 'ignore');
     commitSnapshot(app.db, {

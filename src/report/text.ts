@@ -32,7 +32,7 @@ export function describeOperation(op: Operation): string {
 }
 
 export function describeProblem(p: Problem): string {
-  const where = [p.file, p.line !== undefined ? `line ${p.line}` : null, p.column ? `column "${p.column}"` : null, p.byteOffset !== undefined ? `byte ${p.byteOffset}` : null]
+  const where = [p.file, p.line !== undefined ? `line ${p.line}` : null, p.record !== undefined ? `record ${p.record}` : null, p.column ? `column "${p.column}"` : null, p.byteOffset !== undefined ? `byte ${p.byteOffset}` : null]
     .filter(Boolean)
     .join(', ');
   const value = p.value !== undefined && p.value !== '' ? ` (value ${JSON.stringify(p.value)})` : '';
