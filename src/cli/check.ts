@@ -1,4 +1,4 @@
-// `wt-sync check --tenant T FILE…`: validate files offline and show the plan against the current directory.
+// `wt-sync check --tenant T FILE…` (or `--replay FETCH`): validate files offline and show the plan against the current directory.
 // Nothing is recorded or changed: rows go to memory, not to the database.
 import type { Command } from 'commander';
 import fs from 'node:fs';
@@ -12,54 +12,107 @@ import { parseFile } from '../parse/parse-file.js';
 import type { DesiredSnapshot } from '../plan/types.js';
 import { buildReport, type ReportFile } from '../report/report.js';
 import { loadDesired } from '../store/snapshots.js';
-import { EXIT, printReport, requireFiles, requireTenant, withApp, type GlobalOptions } from './common.js';
+import type { App } from '../app.js';
+import type { TenantConfig } from '../config/schema.js';
+import { lineToRecord } from '../intake/record-numbers.js';
+import type { Report } from '../report/report.js';
+import { replayArchive } from '../sources/api.js';
+import { fetchArchive } from '../sources/run-fetch.js';
+import { FetchError } from '../sources/source.js';
+import { EXIT, printReport, requireFiles, requireTenant, UsageError, withApp, type GlobalOptions } from './common.js';
 
 export function register(program: Command): void {
   program
     .command('check')
     .description('validate files offline and print the report and the plan against the current directory; changes nothing')
     .requiredOption('--tenant <id>', 'tenant id')
-    .argument('<files...>', 'CSV files')
+    .argument('[files...]', 'CSV files')
+    .option('--replay <fetch>', "re-validate an archived fetch of the tenant's api source (its fetch id, see `wt-sync status`) instead of files")
     .option('--json', 'print the report as JSON')
-    .action(async (files: string[], opts: GlobalOptions & { tenant: string }, cmd: Command) => {
-      const o = { ...cmd.optsWithGlobals(), ...opts } as GlobalOptions & { tenant: string };
+    .action(async (files: string[], opts: GlobalOptions & { tenant: string; replay?: string }, cmd: Command) => {
+      const o = { ...cmd.optsWithGlobals(), ...opts } as GlobalOptions & { tenant: string; replay?: string };
       process.exitCode = await withApp(o, async (app) => {
         const tenant = requireTenant(app, o.tenant);
-        requireFiles(files);
-        const desired = loadDesired(app.db, tenant.id);
-        const reportFiles: ReportFile[] = [];
-        const problems: Problem[] = [];
-        for (const [i, file] of files.entries()) {
-          const name = path.basename(file);
-          const match = fileTypeOf(tenant, name);
-          const entry: ReportFile = { id: -(i + 1), name, type: match.type, sha256: await sha256File(file), size: fs.statSync(file).size, status: 'rejected', dataRows: null, validRows: null };
-          reportFiles.push(entry);
-          if (match.type === null) {
-            problems.push({ level: 'file', file: name, message: match.reason });
-            continue;
-          }
-          const spec = tenant.files[match.type]!;
-          const sink = new MemorySink();
-          const result = await parseFile(fs.createReadStream(file), sink, { type: match.type, spec, fileName: name, maxInvalidRowPercent: tenant.safeguards.maxInvalidRowPercent });
-          problems.push(...result.problems);
-          Object.assign(entry, { status: result.status, dataRows: result.dataRows, validRows: result.validRows });
-          if (result.status !== 'accepted') continue;
-          const snapshot: DesiredSnapshot<never> = {
-            file: name,
-            records: sink.records as never,
-            protectedIds: new Set(result.problems.filter((p) => p.level === 'row' && p.entityId).map((p) => p.entityId!)),
-            fields: new Set(spec.columns.filter((c) => c !== 'ignore')),
-          };
-          desired[match.type] = snapshot;
+        if (o.replay !== undefined) {
+          if (files.length > 0) throw new UsageError('give either files or --replay FETCH, not both');
+          return replay(app, tenant, o.replay, o);
         }
-        const accepted = reportFiles.some((f) => f.status === 'accepted');
-        const plan = accepted ? await dryRunPlan(app, tenant, desired) : null;
-        const report = buildReport({
-          runId: 0, tenant: tenant.id, status: accepted ? (plan!.safeguard.held ? 'check: would hold removals' : 'check: would apply') : 'check: rejected',
-          trigger: 'check', createdAt: app.now().toISOString(), files: reportFiles, fileProblems: problems, plan, results: null,
-        });
+        if (files.length === 0) throw new UsageError('missing files to check (or --replay FETCH)');
+        requireFiles(files);
+        const report = await checkFiles(app, tenant, files.map((file) => ({ path: file, name: path.basename(file) })));
         printReport(o, report);
-        return reportFiles.some((f) => f.status === 'rejected') ? EXIT.failed : EXIT.ok;
+        return report.files.some((f) => f.status === 'rejected') ? EXIT.failed : EXIT.ok;
       });
     });
+}
+
+/** Files to check: where they are, the name they are checked under, whether they render api records. */
+export interface CheckInput {
+  path: string;
+  name: string;
+  recordNumbers?: boolean;
+}
+
+/** Validates files and plans them against the current directory, in memory: records and changes nothing. */
+export async function checkFiles(app: App, tenant: TenantConfig, files: CheckInput[], extraProblems: Problem[] = []): Promise<Report> {
+  const desired = loadDesired(app.db, tenant.id);
+  const reportFiles: ReportFile[] = [];
+  const problems: Problem[] = [...extraProblems];
+  for (const [i, file] of files.entries()) {
+    const name = file.name;
+    const match = fileTypeOf(tenant, name);
+    const entry: ReportFile = { id: -(i + 1), name, type: match.type, sha256: await sha256File(file.path), size: fs.statSync(file.path).size, status: 'rejected', dataRows: null, validRows: null };
+    reportFiles.push(entry);
+    if (match.type === null) {
+      problems.push({ level: 'file', file: name, message: match.reason });
+      continue;
+    }
+    const spec = tenant.files[match.type]!;
+    const sink = new MemorySink();
+    const result = await parseFile(fs.createReadStream(file.path), sink, { type: match.type, spec, fileName: name, maxInvalidRowPercent: tenant.safeguards.maxInvalidRowPercent });
+    problems.push(...(file.recordNumbers ? result.problems.map(lineToRecord) : result.problems));
+    Object.assign(entry, { status: result.status, dataRows: result.dataRows, validRows: result.validRows });
+    if (result.status !== 'accepted') continue;
+    const snapshot: DesiredSnapshot<never> = {
+      file: name,
+      records: sink.records as never,
+      protectedIds: new Set(result.problems.filter((p) => p.level === 'row' && p.entityId).map((p) => p.entityId!)),
+      fields: new Set(spec.columns.filter((c) => c !== 'ignore')),
+    };
+    desired[match.type] = snapshot;
+  }
+  const accepted = reportFiles.some((f) => f.status === 'accepted');
+  const plan = accepted ? await dryRunPlan(app, tenant, desired) : null;
+  return buildReport({
+    runId: 0, tenant: tenant.id, status: accepted ? (plan!.safeguard.held ? 'check: would hold removals' : 'check: would apply') : 'check: rejected',
+    trigger: 'check', createdAt: app.now().toISOString(), files: reportFiles, fileProblems: problems, plan, results: null,
+  });
+}
+
+/** `check --replay FETCH`: the archived responses of an api fetch, rendered and validated again, offline. */
+async function replay(app: App, tenant: TenantConfig, fetchId: string, o: GlobalOptions): Promise<number> {
+  if (tenant.source.type !== 'api') throw new UsageError(`tenant ${tenant.id} has source type "${tenant.source.type}": only api fetches are archived for replay`);
+  const dir = fetchArchive(app, tenant.id, fetchId);
+  if (!dir) throw new UsageError(`no archived fetch "${fetchId}" for tenant ${tenant.id} (wt-sync status --tenant ${tenant.id} shows the last fetch)`);
+  fs.mkdirSync(app.config.paths.tmpDir, { recursive: true });
+  const work = fs.mkdtempSync(path.join(app.config.paths.tmpDir, 'replay-'));
+  try {
+    let files;
+    try {
+      files = replayArchive(dir, tenant.source, tenant, work);
+    } catch (err) {
+      if (!(err instanceof FetchError)) throw err;
+      const report = buildReport({
+        runId: 0, tenant: tenant.id, status: 'check: fetch-failed', trigger: 'check', createdAt: app.now().toISOString(), files: [],
+        fileProblems: [{ level: 'file', file: `api fetch ${fetchId}`, message: `${err.message}${err.where ? ` — at ${err.where}` : ''}`, hint: err.hint }], plan: null, results: null,
+      });
+      printReport(o, report);
+      return EXIT.failed;
+    }
+    const report = await checkFiles(app, tenant, files.map((f) => ({ path: f.tempPath, name: f.name, recordNumbers: true })));
+    printReport(o, report);
+    return report.files.some((f) => f.status === 'rejected') ? EXIT.failed : EXIT.ok;
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
 }

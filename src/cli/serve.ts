@@ -7,6 +7,7 @@ import { loadTenant, loadTenants, tenantFile, writeTenant } from '../config/load
 import { DEFAULT_PATTERNS, SEED_COLUMNS, SEED_HEADERS } from '../config/tenant-template.js';
 import { startHttpServer } from '../http/server.js';
 import { Inbox } from '../intake/inbox.js';
+import { SourceScheduler } from '../sources/scheduler.js';
 import { FILE_TYPES } from '../model.js';
 import { ensureHostKey, generateClientKeyPair } from '../sftp/host-key.js';
 import { startSftpServer } from '../sftp/server.js';
@@ -54,6 +55,9 @@ async function serve(o: ServeOptions): Promise<void> {
 
   const inbox = new Inbox(app, () => loadTenants(paths.tenantsDir), { archiveDays: service.archiveDays, settleSecondsOverride: settle });
   await inbox.start();
+  // Pulling sources (api, sftp-pull) fetch on their schedules and hand their files to the inbox like uploads.
+  const sources = new SourceScheduler(app, () => loadTenants(paths.tenantsDir), (d) => inbox.fileArrived(d.inboxPath, d));
+  sources.start();
   const sftp = await startSftpServer({
     host: service.sftp.host,
     port: sftpPort,
@@ -97,6 +101,7 @@ async function serve(o: ServeOptions): Promise<void> {
     stopping = true;
     app.logger.info({ signal }, 'shutting down: no new connections, finishing uploads and runs');
     await sftp.close(20_000);
+    await sources.stop(30_000);
     await inbox.stop(30_000);
     await http.close();
     app.close();

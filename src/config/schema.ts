@@ -2,6 +2,7 @@
 import cron from 'node-cron';
 import { z } from 'zod';
 import { FIELDS_BY_TYPE, FILE_TYPES, type FileType } from '../model.js';
+import { sourceSchema, validTimeZone } from './source-schema.js';
 
 export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -69,15 +70,6 @@ export const safeguardsSchema = z.strictObject({
   maxInvalidRowPercent: z.number().min(0).max(100).default(20),
 });
 
-const validTimeZone = (tz: string) => {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 const syncSchema = z.discriminatedUnion('trigger', [
   z.strictObject({ trigger: z.literal('onUpload'), settleSeconds: z.number().min(0).default(5) }),
   z.strictObject({
@@ -101,7 +93,27 @@ export const tenantSchema = z.strictObject({
   removalGraceDays: z.number().int().min(0).default(90),
   sync: syncSchema.default({ trigger: 'onUpload', settleSeconds: 5 }),
   target: z.strictObject({ type: z.literal('embedded') }).default({ type: 'embedded' }),
-  source: z.strictObject({ type: z.literal('upload') }).default({ type: 'upload' }),
+  source: sourceSchema.default({ type: 'upload' }),
+}).superRefine((t, ctx) => {
+  // An api source renders each object type as that type's columns: every column needs a field mapping and back.
+  if (t.source.type !== 'api') return;
+  for (const type of FILE_TYPES) {
+    const obj = t.source.objects[type];
+    const spec = t.files[type];
+    if (!obj || !spec) continue;
+    const columns = spec.columns.filter((c) => c !== 'ignore');
+    for (const c of columns) if (!(c in obj.fields)) ctx.addIssue({ code: 'custom', path: ['source', 'objects', type, 'fields'], message: `column field "${c}" of files.${type}.columns has no mapping here` });
+    for (const f of Object.keys(obj.fields)) if (!columns.includes(f)) ctx.addIssue({ code: 'custom', path: ['source', 'objects', type, 'fields', f], message: `is not one of files.${type}.columns (${columns.join(', ')})` });
+  }
+}).transform((t) => {
+  // An api tenant need not list files: each fetched type's columns are its mapped fields, in mapping order.
+  if (t.source.type !== 'api') return t;
+  const files = { ...t.files };
+  for (const type of FILE_TYPES) {
+    const obj = t.source.objects[type];
+    if (obj && !files[type]) files[type] = { pattern: `api-*-${type}.csv`, columns: Object.keys(obj.fields) as never, listSeparator: ',', valueMaps: {} };
+  }
+  return { ...t, files };
 });
 
 export type TenantFileSpec = NonNullable<z.infer<typeof tenantSchema>['files']['users']>;

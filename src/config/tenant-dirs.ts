@@ -14,6 +14,10 @@ export interface TenantDirs {
   inbox: string;
   /** Processed files, one folder per day. */
   archive: string;
+  /** One folder per fetch of a pulling source (api, sftp-pull): its record and the raw responses, secrets removed. */
+  fetches: string;
+  /** A pulling source's own state (what sftp-pull fetched before). */
+  sourceState: string;
 }
 
 export const REPORTS_DIR = 'reports';
@@ -24,5 +28,6 @@ export function tenantDirs(tenantsRoot: string, tenant: string): TenantDirs {
   return {
     root, home, reports: path.join(home, REPORTS_DIR), partial: path.join(root, 'partial'),
     inbox: path.join(root, 'inbox'), archive: path.join(root, 'archive'),
+    fetches: path.join(root, 'fetches'), sourceState: path.join(root, 'source-state'),
   };
 }

@@ -129,8 +129,7 @@ export class Inbox {
         // Each delivered file has its own arrival folder (inbox/<stamp>-<seq>/<name>); other files sit at the top.
         const carried = handed ?? carriedFor(file);
         await receiveFile(this.app, tenant, file, { name: inboxRelativeName(inbox, file), sha256: carried?.sha256, recordNumbers: carried?.recordNumbers });
-        await this.archive(tenantId, file, inbox);
-        forgetCarried(file);
+        await this.archive(tenantId, file);
         this.scheduleSettle(tenant);
       } finally {
         this.seen.delete(file);
@@ -173,12 +172,8 @@ export class Inbox {
     });
   }
 
-  private async archive(tenantId: string, file: string, inbox: string): Promise<void> {
-    const day = this.app.now().toISOString().slice(0, 10);
-    const target = path.join(tenantDirs(this.app.config.paths, tenantId).archive, day, path.relative(inbox, file));
-    fs.mkdirSync(path.dirname(target), { recursive: true });
-    fs.renameSync(file, target);
-    await removeEmptyArrivalFolders(inbox, file);
+  private async archive(tenantId: string, file: string): Promise<void> {
+    await archiveInboxFile(this.app, tenantId, file);
   }
 
   private cleanArchive(): void {
@@ -216,4 +211,15 @@ export class Inbox {
   async idle(): Promise<void> {
     while (this.chains.size > 0) await Promise.all([...this.chains.values()]);
   }
+}
+
+/** A received file leaves the inbox for the tenant's archive (archive/<day>/<arrival folder>/<name>). */
+export async function archiveInboxFile(app: App, tenantId: string, file: string): Promise<void> {
+  const inbox = tenantDirs(app.config.paths, tenantId).inbox;
+  const day = app.now().toISOString().slice(0, 10);
+  const target = path.join(tenantDirs(app.config.paths, tenantId).archive, day, path.relative(inbox, file));
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  fs.renameSync(file, target);
+  forgetCarried(file);
+  await removeEmptyArrivalFolders(inbox, file);
 }

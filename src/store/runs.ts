@@ -5,7 +5,7 @@ import type { Db } from './db.js';
 export type RunStatus = 'pending' | 'applied' | 'held' | 'approved' | 'superseded' | 'rejected' | 'failed';
 
 export interface RunTrigger {
-  kind: 'upload' | 'ingest' | 'schedule' | 'approval' | 'resume';
+  kind: 'upload' | 'ingest' | 'schedule' | 'approval' | 'resume' | 'pull' | 'fetch';
   fileIds: number[];
   /** For an approval: the held run it approves. */
   approves?: number;
