@@ -8,7 +8,10 @@ import { archiveInboxFile } from '../intake/inbox.js';
 import { receiveFile, type ReceivedFile } from '../intake/receive.js';
 import { buildReport } from '../report/report.js';
 import { describeProblem } from '../report/text.js';
-import { runFetch } from '../sources/run-fetch.js';
+import type { App } from '../app.js';
+import type { TenantConfig } from '../config/schema.js';
+import type { Report } from '../report/report.js';
+import { runFetch, type FetchOutcome } from '../sources/run-fetch.js';
 import { checkFiles } from './check.js';
 import { EXIT, print, printReport, requireTenant, UsageError, withApp, type GlobalOptions } from './common.js';
 
@@ -47,18 +50,11 @@ export function register(program: Command): void {
             outcome.cleanup();
           }
         }
-        await resumeUnfinished(app, new Set([tenant.id]));
-        const outcome = await runFetch(app, tenant, { trigger: 'pull' });
+        const { outcome, received, report } = await pullNow(app, tenant);
         if (outcome.record.status === 'failed') {
           printReport(o, outcome.report!);
           return EXIT.failed;
         }
-        const received: ReceivedFile[] = [];
-        for (const d of outcome.deliveries) {
-          received.push(await receiveFile(app, tenant, d.inboxPath, { name: d.name, sha256: d.sha256, recordNumbers: d.recordNumbers }));
-          await archiveInboxFile(app, tenant.id, d.inboxPath);
-        }
-        const report = received.length ? await reconcile(app, tenant, { kind: 'pull', fileIds: received.map((f) => f.id) }) : null;
         if (!report) {
           print(o, { fetch: outcome.record, files: received, report: null }, () =>
             (received.length ? received.map((f) => `${f.name}: ${f.status}\n${f.problems.map((p) => `  ${describeProblem(p)}\n`).join('')}`).join('') : 'nothing new to fetch\n'));
@@ -68,4 +64,17 @@ export function register(program: Command): void {
         return received.some((f) => f.status === 'rejected') || report.counts.failed > 0 ? EXIT.failed : EXIT.ok;
       });
     });
+}
+
+/** Fetches the tenant's source, receives what it handed over and reconciles, in this process. */
+export async function pullNow(app: App, tenant: TenantConfig, env: NodeJS.ProcessEnv = process.env): Promise<{ outcome: FetchOutcome; received: ReceivedFile[]; report: Report | null }> {
+  await resumeUnfinished(app, new Set([tenant.id]));
+  const outcome = await runFetch(app, tenant, { trigger: 'pull', env });
+  const received: ReceivedFile[] = [];
+  for (const d of outcome.deliveries) {
+    received.push(await receiveFile(app, tenant, d.inboxPath, { name: d.name, sha256: d.sha256, recordNumbers: d.recordNumbers }));
+    await archiveInboxFile(app, tenant.id, d.inboxPath);
+  }
+  const report = received.length ? await reconcile(app, tenant, { kind: 'pull', fileIds: received.map((f) => f.id) }) : null;
+  return { outcome, received, report };
 }

@@ -87,7 +87,7 @@ export const tenantSchema = z.strictObject({
     users: fileSpec('users').optional(),
     groups: fileSpec('groups').optional(),
     segments: fileSpec('segments').optional(),
-  }),
+  }).default({}),
   rules: rulesSchema.default(() => rulesSchema.parse({})),
   safeguards: safeguardsSchema.default(() => safeguardsSchema.parse({})),
   removalGraceDays: z.number().int().min(0).default(90),
@@ -111,7 +111,7 @@ export const tenantSchema = z.strictObject({
   const files = { ...t.files };
   for (const type of FILE_TYPES) {
     const obj = t.source.objects[type];
-    if (obj && !files[type]) files[type] = { pattern: `api-*-${type}.csv`, columns: Object.keys(obj.fields) as never, listSeparator: ',', valueMaps: {} };
+    if (obj && !files[type]) files[type] = { pattern: `api-*-${type}.csv`, columns: Object.keys(obj.fields) as never, listSeparator: obj.listSeparator, valueMaps: obj.valueMaps };
   }
   return { ...t, files };
 });

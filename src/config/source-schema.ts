@@ -27,7 +27,7 @@ const authSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('none') }),
   z.strictObject({ type: z.literal('bearer'), token: secret }),
   z.strictObject({ type: z.literal('basic'), username: z.string().min(1), password: secret }),
-  z.strictObject({ type: z.literal('apiKey'), in: z.enum(['header', 'query']).default('header'), name: z.string().min(1), value: secret }),
+  z.strictObject({ type: z.literal('apiKey'), in: z.enum(['header', 'query']).default('header'), name: z.string().min(1), value: secret, /** e.g. "SSWS " (Okta) */ prefix: z.string().default('') }),
   z.strictObject({
     type: z.literal('oauth2'),
     tokenUrl: z.string().url(),
@@ -83,6 +83,10 @@ const objectSchema = z.strictObject({
   coverage: z.array(z.strictObject({ field: z.string(), minPercent: z.number().min(0).max(100) })).default([]),
   /** WT field → where its value is in a record. */
   fields: z.record(z.string(), fieldMapping),
+  /** Per field: API value → WT value (null = empty), as for CSV columns; used when files.<type> is not given. */
+  valueMaps: z.record(z.string(), z.record(z.string(), z.string().nullable())).default({}),
+  /** Separator joining a multi-valued field's values; used when files.<type> is not given. */
+  listSeparator: z.string().min(1).default(','),
 });
 export type ApiObjectConfig = z.infer<typeof objectSchema>;
 

@@ -128,9 +128,10 @@ export class ApiSource implements Source {
       } catch (err) {
         throw new FetchError(`${type}: page ${page} is not valid JSON (${(err as Error).message})`, redactor.redact(where), 'the API answered something else than JSON (an error page?); see the archived response');
       }
-      const count = renderer.addPage(json, redactor.redact(where));
-      this.stats.records += count;
-      url = pager.next(json, res, count, renderer.records, redactor.redact(where));
+      const records = renderer.recordsOf(json, redactor.redact(where));
+      renderer.addRecords(records, json);
+      this.stats.records += records.length;
+      url = pager.next(json, records, res, renderer.records, redactor.redact(where));
     }
     const sha256 = renderer.finish(`${type} (${renderer.records} records in ${pager.pageNo} pages)`);
     const size = fs.statSync(renderer.file).size;
@@ -196,9 +197,11 @@ class Pager {
   }
 
   /** The next page's URL, or undefined when paging is done; throws on a loop or the page cap. */
-  next(body: unknown, res: HttpResponse, count: number, fetched: number, where: string): string | undefined {
+  next(body: unknown, records: unknown[], res: HttpResponse, fetched: number, where: string): string | undefined {
     this.pageNo++;
-    const hash = createHash('sha256').update(res.body).digest('hex');
+    const count = records.length;
+    // The records, not the whole body: a body that differs only in its cursor or links is still the same page.
+    const hash = createHash('sha256').update(JSON.stringify(records)).digest('hex');
     if (this.pageNo > 1 && hash === this.lastPageHash && count > 0) {
       throw new FetchError(`${this.type}: page ${this.pageNo} is identical to page ${this.pageNo - 1}: the API ignores the paging parameters (a loop)`, where, 'check the paging configuration (parameter names, style) against the API documentation');
     }

@@ -51,8 +51,9 @@ export function sourceFor(tenant: TenantConfig): Source | null {
   return null;
 }
 
+/** Fetch ids sort in time order: UTC stamp to the millisecond, then a random tail. */
 function stamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return d.toISOString().replace(/[-:.]/g, '');
 }
 
 export async function runFetch(app: App, tenant: TenantConfig, o: { trigger: FetchTrigger; dryRun?: boolean; env?: NodeJS.ProcessEnv; source?: Source }): Promise<FetchOutcome> {
@@ -148,7 +149,7 @@ function writeRecord(dir: string, record: FetchRecord): void {
 function pruneFetches(dir: string, archiveDays: number, now: Date): void {
   if (!fs.existsSync(dir)) return;
   const cutoff = stamp(new Date(now.getTime() - archiveDays * 86_400_000));
-  for (const name of fs.readdirSync(dir)) if (/^\d{8}T\d{6}Z-/.test(name) && name < cutoff) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+  for (const name of fs.readdirSync(dir)) if (/^\d{8}T\d{9}Z-/.test(name) && name < cutoff) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
 }
 
 /** The newest fetch record of a tenant (status). */

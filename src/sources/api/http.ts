@@ -120,7 +120,7 @@ export class ApiClient {
       }
       case 'apiKey': {
         const value = this.resolve(auth.value);
-        if (auth.in === 'header') headers[auth.name.toLowerCase()] = value;
+        if (auth.in === 'header') headers[auth.name.toLowerCase()] = auth.prefix + value;
         else {
           const u = new URL(url);
           u.searchParams.set(auth.name, value);

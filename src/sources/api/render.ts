@@ -110,7 +110,11 @@ export class RecordRenderer {
   }
 
   addPage(body: unknown, where: string): number {
-    const list = this.recordsOf(body, where);
+    return this.addRecords(this.recordsOf(body, where), body);
+  }
+
+  /** The page's records (from recordsOf) and its body (for the total). */
+  addRecords(list: unknown[], body: unknown): number {
     if (this.totalPath) {
       const t = this.totalPath.get(body);
       if (t !== undefined && t !== null) this.reportedTotal = Number(t);
