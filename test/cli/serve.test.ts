@@ -2,6 +2,7 @@
 // back over SFTP, /healthz, and a clean exit on SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateClientKeyPair } from '../../src/sftp/host-key.js';
@@ -136,6 +137,38 @@ describe('a tenant synced on a cron schedule', () => {
       expect(report).toMatch(/created 8/);
     } finally {
       expect(await stop(server)).toBe(0);
+      ws.cleanup();
+    }
+  }, 60_000);
+});
+
+describe('a port that is already taken', () => {
+  it.each(['SFTP', 'HTTP'])('%s: serve exits 1 with a one-line reason instead of running without a listener', async (what) => {
+    const ws = makeWorkspace();
+    const config = fs.readFileSync(ws.configPath, 'utf8') + 'sftp: { host: 127.0.0.1 }\nhttp: { host: 127.0.0.1 }\n';
+    fs.writeFileSync(ws.configPath, config);
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const flag = what === 'SFTP' ? '--sftp-port' : '--http-port';
+      const child = spawn(process.execPath, ['--import', TSX, CLI, '--config', ws.configPath, 'serve', flag, String(port)], {
+        cwd: ws.dir, env: { ...process.env, WT_SYNC_SFTP_PORT: '0', WT_SYNC_HTTP_PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let err = '';
+      child.stderr!.on('data', (d) => (err += d));
+      const code = await new Promise<number | null>((resolve) => {
+        const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        child.once('exit', (c) => {
+          clearTimeout(t);
+          resolve(c);
+        });
+      });
+      expect(code).toBe(1);
+      const lines = err.split('\n').filter((l) => l.startsWith('wt-sync:'));
+      expect(lines).toEqual([`wt-sync: cannot listen for ${what} on 127.0.0.1:${port}: the port is already in use (EADDRINUSE)`]);
+    } finally {
+      taken.close();
       ws.cleanup();
     }
   }, 60_000);
