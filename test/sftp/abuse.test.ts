@@ -168,7 +168,7 @@ describe('memory one session can hold', () => {
     }
     // Unbounded, this queued ~750 MB of answers; bounded, it is the budget (4 MiB) plus the SSH windows.
     expect(peak - rss0).toBeLessThan(120);
-    const gone = new Promise((r) => conn.once('close', r));
+    const gone = new Promise<void>((r) => conn.once('close', () => r()));
     conn.end();
     await gone;
     expect(await settleFds(fds0)).toBeLessThanOrEqual(fds0 + 4);

@@ -44,7 +44,7 @@ export function packet(type: number, body: Buffer): Buffer {
 
 export class RawSftp {
   readonly answers = new Map<number, RawAnswer[]>();
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   private nextId = 1;
   private waiters = new Map<number, (a: RawAnswer) => void>();
   closed = false;
