@@ -173,3 +173,24 @@ describe('a port that is already taken', () => {
     }
   }, 60_000);
 });
+
+describe('stopping with a settle window open', () => {
+  it('reconciles the files accepted before exit instead of leaving them to the next start', async () => {
+    const ws = makeWorkspace();
+    fs.cpSync(path.join(REPO, 'examples'), path.join(ws.dir, 'examples'), { recursive: true });
+    const server = await startServe(ws, ['--settle-seconds', '600']);
+    try {
+      const key = path.join(ws.dir, 'keys/tenants/demo/id_ed25519');
+      const put = await sftp(server.sftpPort, key, 'demo', ['put examples/*.csv'], ws.dir);
+      expect(put.code, put.stderr).toBe(0);
+      await waitFor(() => fs.readdirSync(path.join(ws.dir, 'data/tenants/demo/inbox')).length === 0, 15_000, 'the files to be received');
+      expect(reportsOf(ws, 'demo')).toEqual([]); // the settle window (10 minutes) is still open
+      expect(await stop(server)).toBe(0);
+      expect(reportsOf(ws, 'demo')).toHaveLength(1);
+      expect(JSON.parse(ws.cli(['directory', 'users', '--tenant', 'demo', '--json']).stdout)).toHaveLength(25);
+    } finally {
+      await stop(server);
+      ws.cleanup();
+    }
+  }, 60_000);
+});
