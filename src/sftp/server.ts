@@ -344,7 +344,11 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<RunningS
       try {
         keys = opts.access.authorizedKeys(tenantId);
       } catch (e) {
+        // Our failure (e.g. no descriptors left to read the tenant file), not the client's: refused, never counted
+        // towards a ban, so a real customer is not banned for the server's trouble.
         conn.log.error({ event: 'access_error', err: e instanceof Error ? e.message : String(e) }, 'tenant key lookup failed');
+        authFailure(conn, ctx, 'tenant keys could not be read', keyInfo, false);
+        return;
       }
     }
     if (!keys) {

@@ -411,6 +411,38 @@ describe('connections that never authenticate', () => {
   });
 });
 
+describe('the server\'s own trouble and refused requests', () => {
+  it('a tenant file that cannot be read refuses the login but never bans the address', async () => {
+    const f = await startFixture({ ban: { maxFailures: 3, windowMs: 60_000, banMs: 60_000 } }, { failingTenants: ['broken'] });
+    try {
+      const key = readFileSync(f.keys.a.privateKeyPath);
+      for (let i = 0; i < 6; i++) {
+        const r = await connect(f.port, { username: 'broken', privateKey: key, localAddress: '127.0.40.1' }).then((c) => (c.end(), 'in'), () => 'refused');
+        expect(r).toBe('refused');
+      }
+      expect(f.events.filter((e) => e.event === 'access_error').length).toBeGreaterThan(0);
+      expect(f.events.some((e) => e.event === 'ban')).toBe(false);
+      const c = await connect(f.port, { username: 'a', privateKey: key, localAddress: '127.0.40.1' });
+      c.end();
+    } finally {
+      await f.stop();
+    }
+  });
+
+  it('SYMLINK and READLINK are refused and audited', async () => {
+    const f = await startFixture();
+    try {
+      const { conn, raw } = await rawSession(f);
+      expect(await raw.request(T.SYMLINK, Buffer.concat([str('/l'), str('/etc/passwd')]))).toMatchObject({ code: STATUS.OP_UNSUPPORTED });
+      expect(await raw.request(T.READLINK, str('/l'))).toMatchObject({ code: STATUS.OP_UNSUPPORTED });
+      expect(f.events.filter((e) => e.event === 'path_refused').map((e) => e.request)).toEqual(['symlink', 'readlink']);
+      conn.end();
+    } finally {
+      await f.stop();
+    }
+  });
+});
+
 describe('random and malformed packets', () => {
   let f: Fixture;
   beforeAll(async () => {
