@@ -58,6 +58,18 @@ async function serve(o: ServeOptions): Promise<void> {
   // Pulling sources (api, sftp-pull) fetch on their schedules and hand their files to the inbox like uploads.
   const sources = new SourceScheduler(app, () => loadTenants(paths.tenantsDir), (d) => inbox.fileArrived(d.inboxPath, d));
   sources.start();
+  // A listener that cannot start ends the process (non-zero, one line): a service listening on nothing would
+  // look alive to Docker and systemd and never be restarted.
+  const cannotListen = async (what: string, host: string, listenPort: number, err: unknown, started: { close(): Promise<void> }[]): Promise<never> => {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'EADDRINUSE' ? 'the port is already in use' : e.code === 'EACCES' ? 'permission denied' : e.message;
+    app.logger.fatal({ event: 'listen_failed', listener: what, host, port: listenPort, code: e.code, err: e.message }, `cannot listen for ${what}`);
+    process.stderr.write(`wt-sync: cannot listen for ${what} on ${host}:${listenPort}: ${why}${e.code && why !== e.message ? ` (${e.code})` : ''}\n`);
+    for (const s of started) await s.close().catch(() => undefined);
+    await inbox.stop(1000).catch(() => undefined);
+    app.close();
+    process.exit(1);
+  };
   const sftp = await startSftpServer({
     host: service.sftp.host,
     port: sftpPort,
@@ -70,13 +82,17 @@ async function serve(o: ServeOptions): Promise<void> {
     limits: {
       maxFileBytes: service.sftp.maxFileBytes,
       tenantQuotaBytes: service.sftp.tenantQuotaBytes ?? Infinity,
+      tenantMaxEntries: service.sftp.tenantMaxEntries,
+      maxStartups: service.sftp.maxStartups,
       maxSessionsPerTenant: service.sftp.maxSessionsPerTenant,
       maxConnectionsPerAddress: service.sftp.maxConnectionsPerAddress,
       idleTimeoutMs: service.sftp.idleTimeoutSeconds * 1000,
       ban: { maxFailures: service.sftp.ban.maxFailures, windowMs: service.sftp.ban.windowMinutes * 60_000, banMs: service.sftp.ban.banMinutes * 60_000 },
     },
-  });
-  const http = await startHttpServer(httpHost, httpPort, { problem: () => (app.db.open ? null : 'database closed') });
+  }).catch((err) => cannotListen('SFTP', service.sftp.host, sftpPort, err, []));
+  const http = await startHttpServer(httpHost, httpPort, { problem: () => (app.db.open ? null : 'database closed') }).catch((err) =>
+    cannotListen('HTTP', httpHost, httpPort, err, [{ close: () => sftp.close(0) }]),
+  );
 
   app.logger.info({ sftpPort: sftp.port, httpPort: http.port, hostKey: hostKey.fingerprint, tenants: tenants.map((t) => t.id) }, 'wt-sync serving');
   const out = [

@@ -129,8 +129,18 @@ export const serviceSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).default(2222),
       /** Largest upload in bytes (default 1 GiB). */
       maxFileBytes: z.number().int().positive().default(1024 ** 3),
-      /** Bytes one tenant may hold in its folders (default: no limit). */
+      /** Bytes one tenant may hold: home (outside /reports/), uploads in progress, inbox (default: no limit). */
       tenantQuotaBytes: z.number().int().positive().optional(),
+      /** Files and folders one tenant may hold there (default 10,000). */
+      tenantMaxEntries: z.number().int().positive().default(10_000),
+      /** Connections not yet logged in, like OpenSSH's MaxStartups start:rate:full, plus a cap per /24 or /64 (0 = off). */
+      maxStartups: z.strictObject({
+        start: z.number().int().positive().default(64),
+        rate: z.number().int().min(0).max(100).default(30),
+        full: z.number().int().positive().default(256),
+        perSubnet: z.number().int().min(0).default(32),
+      }).refine((m) => m.full >= m.start, { message: 'full must be at least start' })
+        .default({ start: 64, rate: 30, full: 256, perSubnet: 32 }),
       maxSessionsPerTenant: z.number().int().positive().default(8),
       maxConnectionsPerAddress: z.number().int().positive().default(10),
       idleTimeoutSeconds: z.number().int().positive().default(900),
@@ -141,7 +151,10 @@ export const serviceSchema = z.strictObject({
         banMinutes: z.number().positive().default(15),
       }).default({ maxFailures: 10, windowMinutes: 10, banMinutes: 15 }),
     })
-    .default(() => ({ host: '0.0.0.0', port: 2222, maxFileBytes: 1024 ** 3, maxSessionsPerTenant: 8, maxConnectionsPerAddress: 10, idleTimeoutSeconds: 900, ban: { maxFailures: 10, windowMinutes: 10, banMinutes: 15 } })),
+    .default(() => ({
+      host: '0.0.0.0', port: 2222, maxFileBytes: 1024 ** 3, tenantMaxEntries: 10_000, maxStartups: { start: 64, rate: 30, full: 256, perSubnet: 32 },
+      maxSessionsPerTenant: 8, maxConnectionsPerAddress: 10, idleTimeoutSeconds: 900, ban: { maxFailures: 10, windowMinutes: 10, banMinutes: 15 },
+    })),
   /** Days processed files stay in each tenant's archive. */
   archiveDays: z.number().int().min(0).default(30),
   http: z

@@ -193,15 +193,20 @@ export class Inbox {
   }
 
   /**
-   * Stops taking files and lets in-flight work finish (bounded by graceMs). A settle window still open is left
-   * to the next start, which reconciles every accepted file that has no run yet.
+   * Stops taking files and lets in-flight work finish (bounded by graceMs). A settle window still open is cut
+   * short: its tenant is reconciled now, within the grace, so files accepted while stopping get their run and
+   * report before exit. What the grace does not allow is left to the next start, which reconciles every accepted
+   * file that has no run yet. Cron tenants keep waiting for their schedule.
    */
   async stop(graceMs = 30_000): Promise<void> {
     this.stopping = true;
     for (const { task } of this.cronTasks.values()) await task.stop();
     for (const t of this.timers) clearInterval(t);
     await this.watcher?.close();
-    for (const timer of this.settleTimers.values()) clearTimeout(timer);
+    for (const [tenantId, timer] of this.settleTimers) {
+      clearTimeout(timer);
+      this.enqueue(tenantId, () => this.reconcileNow(tenantId, 'upload'));
+    }
     this.settleTimers.clear();
     const all = Promise.all([...this.chains.values()]);
     await Promise.race([all, new Promise((r) => setTimeout(r, graceMs).unref())]);

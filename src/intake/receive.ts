@@ -7,7 +7,7 @@ import type { TenantConfig } from '../config/schema.js';
 import type { FileType, Problem } from '../model.js';
 import { parseFile } from '../parse/parse-file.js';
 import { StagingSink } from '../snapshot/staging.js';
-import { finishFile, lastAcceptedFile, recordFile } from '../store/files.js';
+import { finishFile, lastAcceptedFile, recordFile, supersedeCutOffRecords } from '../store/files.js';
 import { commitSnapshot } from '../store/snapshots.js';
 import type { ReportFile } from '../report/report.js';
 import { fileTypeOf } from './file-type.js';
@@ -60,6 +60,7 @@ export async function receiveFile(app: App, tenant: TenantConfig, file: string, 
   }
 
   const id = recordFile(app.db, { tenant: tenant.id, ...base, receivedAt: now });
+  supersedeCutOffRecords(app.db, { id, tenant: tenant.id, name, sha256 });
   const reject = (all: Problem[], dataRows?: number, validRows?: number): ReceivedFile => {
     const problems = capRowProblems(all, name);
     finishFile(app.db, id, { status: 'rejected', problems, dataRows, validRows, processedAt: app.now().toISOString() });

@@ -10,6 +10,7 @@ import { tenantDirs } from '../config/tenant-dirs.js';
 import { BanList, findAuthorizedKey, type BanSettings } from './auth.js';
 import { fingerprintOfBlob } from './host-key.js';
 import { SftpSession } from './session.js';
+import { DEFAULT_STARTUP_LIMITS, StartupGate, type Admission, type StartupLimits } from './startups.js';
 import { TenantStore } from './tenant-store.js';
 
 export interface SftpTenantAccess {
@@ -31,11 +32,15 @@ export interface CompletedUpload {
 export interface SftpLimits {
   /** Largest file a customer may upload (bytes). Default 1 GiB. */
   maxFileBytes: number;
-  /** Bytes a tenant may hold in home + partial + inbox. Default unlimited. */
+  /** Bytes a tenant may hold in home (outside /reports/) + partial + inbox. Default unlimited. */
   tenantQuotaBytes: number;
+  /** Files and folders a tenant may hold there (uploads in progress and waiting included). Default 10,000. */
+  tenantMaxEntries: number;
   maxHandlesPerSession: number;
   maxSessionsPerTenant: number;
   maxConnectionsPerAddress: number;
+  /** Connections not yet authenticated (OpenSSH's MaxStartups start:rate:full), optionally per /24 or /64. */
+  maxStartups: StartupLimits;
   /** A connection must authenticate within this time. */
   preAuthTimeoutMs: number;
   /** An authenticated connection without SFTP requests for this long is closed. */
@@ -46,6 +51,8 @@ export interface SftpLimits {
   maxAuthAttemptsPerConnection: number;
   /** WRITE data held in memory per SFTP session before the server stops granting SSH window. Default 16 MiB. */
   maxBufferedWriteBytes: number;
+  /** READ data (being read + answers the client has not taken) per SFTP session. Default 4 MiB. */
+  maxBufferedReadBytes: number;
   /** How long a completed upload's name still answers STAT/SETSTAT. */
   recentlyCompletedMs: number;
   /** In-progress uploads untouched for this long are deleted at start-up. */
@@ -55,14 +62,17 @@ export interface SftpLimits {
 export const DEFAULT_SFTP_LIMITS: SftpLimits = {
   maxFileBytes: 1024 ** 3,
   tenantQuotaBytes: Infinity,
+  tenantMaxEntries: 10_000,
   maxHandlesPerSession: 64,
   maxSessionsPerTenant: 8,
   maxConnectionsPerAddress: 10,
+  maxStartups: DEFAULT_STARTUP_LIMITS,
   preAuthTimeoutMs: 30_000,
   idleTimeoutMs: 15 * 60_000,
   ban: { maxFailures: 10, windowMs: 10 * 60_000, banMs: 15 * 60_000 },
   maxAuthAttemptsPerConnection: 10,
   maxBufferedWriteBytes: 16 * 1024 * 1024,
+  maxBufferedReadBytes: 4 * 1024 * 1024,
   recentlyCompletedMs: 2 * 60_000,
   partialRetentionMs: 7 * 24 * 3600_000,
 };
@@ -79,11 +89,19 @@ export interface SftpServerOptions {
   onUploadComplete: (upload: CompletedUpload) => void;
   /** Audit events go here (pino JSON lines), never secrets. */
   logger: Logger;
-  limits?: Partial<Omit<SftpLimits, 'ban'>> & { ban?: Partial<BanSettings> };
+  limits?: Partial<Omit<SftpLimits, 'ban' | 'maxStartups'>> & { ban?: Partial<BanSettings>; maxStartups?: Partial<StartupLimits> };
+}
+
+export interface SftpServerStats {
+  connections: number;
+  /** Connections that have not authenticated yet. */
+  unauthenticated: number;
+  sessions: number;
 }
 
 export interface RunningSftpServer {
   port: number;
+  stats(): SftpServerStats;
   /** Stop accepting; let in-flight uploads finish up to graceMs; then end every connection. */
   close(graceMs?: number): Promise<void>;
 }
@@ -120,6 +138,8 @@ interface Conn {
   authAttempts: number;
   countedUnknownKey: boolean;
   preAuthTimer: NodeJS.Timeout | undefined;
+  /** Its place among the unauthenticated connections, given back once it has authenticated or is gone. */
+  startup: Admission & { ok: true };
   sessions: Set<SftpSession>;
   channels: number;
   closed: boolean;
@@ -141,6 +161,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<RunningS
     ...DEFAULT_SFTP_LIMITS,
     ...(opts.limits as Partial<SftpLimits>),
     ban: { ...DEFAULT_SFTP_LIMITS.ban, ...(opts.limits?.ban ?? {}) },
+    maxStartups: { ...DEFAULT_SFTP_LIMITS.maxStartups, ...(opts.limits?.maxStartups ?? {}) },
   };
   const tenantsRoot = resolvePath(opts.tenantsRoot);
   const log = opts.logger.child({ component: 'sftp' });
@@ -154,11 +175,12 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<RunningS
   await sweepOldPartials(tenantsRoot, limits.partialRetentionMs, log);
 
   const bans = new BanList(limits.ban);
+  const startups = new StartupGate(limits.maxStartups);
   const stores = new Map<string, TenantStore>();
   const storeFor = (tenantId: string): TenantStore => {
     let s = stores.get(tenantId);
     if (!s) {
-      s = new TenantStore(tenantsRoot, tenantId, limits.recentlyCompletedMs);
+      s = new TenantStore(tenantsRoot, tenantId, limits.recentlyCompletedMs, limits);
       stores.set(tenantId, s);
     }
     return s;
@@ -211,6 +233,12 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<RunningS
       socket.destroy();
       return;
     }
+    const startup = startups.admit(ip);
+    if (!startup.ok) {
+      log.warn({ event: 'connection_refused', ip, reason: startup.reason }, 'connection refused');
+      socket.destroy();
+      return;
+    }
     perAddress.set(ip, count + 1);
     const id = nextConnId++;
     const conn: Conn = {
@@ -225,6 +253,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<RunningS
       authAttempts: 0,
       countedUnknownKey: false,
       preAuthTimer: undefined,
+      startup,
       sessions: new Set(),
       channels: 0,
       closed: false,
@@ -247,6 +276,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<RunningS
     if (conn.closed) return;
     conn.closed = true;
     if (conn.preAuthTimer) clearTimeout(conn.preAuthTimer);
+    conn.startup.release();
     conns.delete(conn);
     const n = (perAddress.get(conn.ip) ?? 1) - 1;
     if (n > 0) perAddress.set(conn.ip, n);
@@ -314,7 +344,11 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<RunningS
       try {
         keys = opts.access.authorizedKeys(tenantId);
       } catch (e) {
+        // Our failure (e.g. no descriptors left to read the tenant file), not the client's: refused, never counted
+        // towards a ban, so a real customer is not banned for the server's trouble.
         conn.log.error({ event: 'access_error', err: e instanceof Error ? e.message : String(e) }, 'tenant key lookup failed');
+        authFailure(conn, ctx, 'tenant keys could not be read', keyInfo, false);
+        return;
       }
     }
     if (!keys) {
@@ -360,6 +394,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<RunningS
     });
     client.on('authentication', (ctx: AuthContext) => onAuth(conn, ctx));
     client.on('ready', () => {
+      conn.startup.release();
       if (conn.preAuthTimer) clearTimeout(conn.preAuthTimer);
       conn.preAuthTimer = undefined;
       conn.lastActivity = Date.now();
@@ -410,6 +445,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<RunningS
             conn.lastActivity = Date.now();
           },
           isShuttingDown: () => shuttingDown,
+          socketQueuedBytes: () => conn.socket.writableLength,
           // Answers produced in the same event-loop turn (e.g. many WRITEs finishing together) leave in one
           // socket write instead of one syscall each; sent at the end of the turn, so no added latency.
           batchReplies: () => {
@@ -494,6 +530,11 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<RunningS
 
   return {
     port,
+    stats: () => {
+      let sessions = 0;
+      for (const c of conns) sessions += c.sessions.size;
+      return { connections: conns.size, unauthenticated: startups.unauthenticated, sessions };
+    },
     close: (graceMs?: number) => (closing ??= close(graceMs)),
   };
 }

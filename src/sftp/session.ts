@@ -1,39 +1,40 @@
-// One SFTP session (subsystem channel) of an authenticated tenant: the SFTP v3 request handlers.
+// One SFTP session (subsystem channel) of an authenticated tenant: protocol dispatch, the handle table and the
+// path operations. Reads, writes and resizes of an open file go through its Transfer (transfer.ts), listings
+// through a DirListing (listing.ts), upload completion through upload.ts.
 //
 // What the customer sees under `/` is the tenant's home folder (folders, reports) plus in-progress uploads
 // (the partial files, so that clients can resume them); completed uploads have left for the inbox and are only
 // remembered for a short while so STAT/SETSTAT right after CLOSE/RENAME succeed.
-import type { CompletedUpload } from './server.js';
-import { createHash, type Hash } from 'node:crypto';
-import fs, { constants as FS, promises as fsp, type Stats } from 'node:fs';
+//
+// Every request gets exactly one answer, whatever throws: each is given an Answer that sends once.
+import { constants as FS, promises as fsp, type Stats } from 'node:fs';
+import fs from 'node:fs';
 import type { Logger } from 'pino';
-import ssh2 from 'ssh2';
 import type { Attributes, FileEntry, SFTPWrapper } from 'ssh2';
+import { IoBudget, MAX_WAITING_READS, type IoLimits } from './io-budget.js';
+import { DirListing } from './listing.js';
 import {
   PathError,
   REPORTS_DIR,
-  baseName,
   isInReports,
   isTemporaryName,
   normalizeVirtualPath,
   parentOf,
   partialKey,
-  relFromPartialKey,
   toVirtual,
 } from './paths.js';
-import { sha256File } from '../intake/sha256.js';
+import type { CompletedUpload } from './server.js';
+import { OPEN_MODE, STATUS_CODE, attrsOf, fail, fileAttrs, flagNames, isExpectedError, statusFor } from './status.js';
 import type { TenantStore, UploadState } from './tenant-store.js';
+import { Transfer, resizeUpload, type IoAnswer } from './transfer.js';
+import { completeUpload } from './upload.js';
 
-const { OPEN_MODE, STATUS_CODE } = ssh2.utils.sftp;
+export { attrsOf, longname } from './status.js';
 
-export interface SessionLimits {
+export interface SessionLimits extends IoLimits {
   maxFileBytes: number;
-  tenantQuotaBytes: number;
   maxHandlesPerSession: number;
-  /** WRITE bytes held in memory per session before the server stops granting SSH window. */
-  maxBufferedWriteBytes: number;
 }
-
 
 export interface SessionContext {
   tenant: TenantStore;
@@ -45,67 +46,17 @@ export interface SessionContext {
   isShuttingDown: () => boolean;
   /** Optional: called before each answer; lets the server coalesce answers into fewer socket writes. */
   batchReplies?: () => void;
+  /** Bytes written to the connection's socket that the client has not taken yet. */
+  socketQueuedBytes?: () => number;
 }
 
-/** Longest READ answered (clients ask for 32–256 KiB). */
-const MAX_READ = 255 * 1024;
 /** Entries per READDIR answer. */
 const READDIR_BATCH = 128;
 /** Stop reading from the channel when this many answers wait for the client's window. */
 const PAUSE_OUT_PACKETS = 512;
 const SSH_MAX_WINDOW = 2 * 1024 * 1024; // ssh2's channel window (lib/Channel.js MAX_WINDOW)
-/** Most WRITEs / bytes merged into one pwritev. */
-const MAX_WRITE_BATCH = 256;
-const MAX_WRITE_BATCH_BYTES = 8 * 1024 * 1024;
 
-class SftpStatusError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-const fail = (code: number, message: string): never => {
-  throw new SftpStatusError(code, message);
-};
-
-interface FileHandle {
-  kind: 'file';
-  id: number;
-  fd: number;
-  rel: string;
-  hostPath: string;
-  readable: boolean;
-  writable: boolean;
-  /** Set when the handle writes an upload (a partial file). */
-  upload: UploadState | undefined;
-  append: boolean;
-  appendPos: number;
-  size: number;
-  bytesWritten: number;
-  bytesRead: number;
-  hash: Hash | null;
-  hashedUpTo: number;
-  pending: number;
-  drained: (() => void)[];
-  /** WRITEs waiting for the disk, in arrival order, and whether a disk write is under way. */
-  queue: { reqid: number; pos: number; data: Buffer }[];
-  writing: boolean;
-  failed: string | undefined;
-  openedAt: number;
-}
-
-interface DirHandle {
-  kind: 'dir';
-  id: number;
-  rel: string;
-  hostPath: string;
-  entries: FileEntry[] | undefined;
-  pos: number;
-}
-
-type Handle = FileHandle | DirHandle;
+type Handle = Transfer | DirListing;
 
 type Resolved = {
   rel: string;
@@ -116,97 +67,74 @@ type Resolved = {
   st?: Stats;
 };
 
-function errCode(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined;
+interface ChannelInternals {
+  push: (data: Buffer | null) => unknown;
+  _buffer?: Buffer[];
+  _waitChanDrain?: boolean;
+  incoming?: { window: number };
+  outgoing?: { id: number; state: string };
+  _protocol?: { channelWindowAdjust(id: number, amount: number): void };
 }
 
-function statusFor(e: unknown): { code: number; message: string } {
-  if (e instanceof SftpStatusError) return { code: e.code, message: e.message };
-  if (e instanceof PathError) return { code: STATUS_CODE.PERMISSION_DENIED, message: e.message };
-  switch (errCode(e)) {
-    case 'ENOENT':
-    case 'ENOTDIR':
-      return { code: STATUS_CODE.NO_SUCH_FILE, message: 'No such file' };
-    case 'EACCES':
-    case 'EPERM':
-    case 'ELOOP':
-      return { code: STATUS_CODE.PERMISSION_DENIED, message: 'Permission denied' };
-    case 'EEXIST':
-      return { code: STATUS_CODE.FAILURE, message: 'File already exists' };
-    case 'ENOTEMPTY':
-      return { code: STATUS_CODE.FAILURE, message: 'Directory not empty' };
-    case 'EISDIR':
-      return { code: STATUS_CODE.FAILURE, message: 'Is a directory' };
-    case 'ENOSPC':
-    case 'EDQUOT':
-      return { code: STATUS_CODE.FAILURE, message: 'No space left on the server' };
-    default:
-      return { code: STATUS_CODE.FAILURE, message: 'Failure' };
+/** The one answer a request gets. A second attempt is a bug: it is logged, never sent. */
+class Answer {
+  private sent = false;
+  constructor(
+    private readonly session: SftpSession,
+    readonly reqid: number,
+  ) {}
+
+  get done(): boolean {
+    return this.sent;
   }
-}
 
-function toSec(ms: number): number {
-  return Math.floor(ms / 1000);
-}
+  private send(fn: (sftp: SFTPWrapper) => void): void {
+    if (this.sent) {
+      this.session.log.error({ event: 'sftp_internal_error', err: `second answer to request ${this.reqid}` }, 'internal error');
+      return;
+    }
+    this.sent = true;
+    this.session.send(fn);
+  }
 
-export function attrsOf(st: Stats): Attributes {
-  const dir = st.isDirectory();
-  return {
-    mode: dir ? 0o040755 : 0o100644,
-    uid: 0,
-    gid: 0,
-    size: dir ? 4096 : st.size,
-    atime: toSec(st.atimeMs),
-    mtime: toSec(st.mtimeMs),
+  status(code: number, message?: string): void {
+    this.send((s) => s.status(this.reqid, code, message));
+  }
+  data(buf: Buffer): void {
+    this.send((s) => s.data(this.reqid, buf));
+  }
+  handle(buf: Buffer): void {
+    this.send((s) => s.handle(this.reqid, buf));
+  }
+  name(entries: FileEntry[]): void {
+    this.send((s) => s.name(this.reqid, entries));
+  }
+  attrs(a: Attributes): void {
+    this.send((s) => s.attrs(this.reqid, a));
+  }
+  error(e: unknown): void {
+    if (this.sent) return;
+    if (!isExpectedError(e)) {
+      this.session.log.error({ event: 'sftp_internal_error', err: e instanceof Error ? e.message : String(e) }, 'internal error');
+    }
+    const { code, message } = statusFor(e);
+    this.status(code, message);
+  }
+  /** The answer of a READ or WRITE finished by its Transfer. */
+  readonly io: IoAnswer = (err, data) => {
+    if (err) return this.error(err);
+    if (data === undefined) return this.status(STATUS_CODE.OK);
+    if (data === null) return this.status(STATUS_CODE.EOF);
+    this.data(data);
   };
-}
-
-function fileAttrs(size: number, mtime: number): Attributes {
-  return { mode: 0o100644, uid: 0, gid: 0, size, atime: mtime, mtime };
-}
-
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-/** `ls -l` style line, like OpenSSH's sftp-server: "-rw-r--r--    1 owner    group        123 Jan  2 03:04 name". */
-export function longname(name: string, a: Attributes, owner: string, now = Date.now()): string {
-  const mode = a.mode;
-  const type = (mode & 0o170000) === 0o040000 ? 'd' : '-';
-  let perms = '';
-  for (let i = 8; i >= 0; i--) perms += mode & (1 << i) ? 'rwx'[(8 - i) % 3] : '-';
-  const d = new Date(a.mtime * 1000);
-  const recent = Math.abs(now - d.getTime()) < 182 * 24 * 3600 * 1000;
-  const day = String(d.getUTCDate()).padStart(2, ' ');
-  const when = recent
-    ? `${MONTHS[d.getUTCMonth()]} ${day} ${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')}`
-    : `${MONTHS[d.getUTCMonth()]} ${day}  ${d.getUTCFullYear()}`;
-  const o = owner.slice(0, 8).padEnd(8);
-  return `${type}${perms} ${String(type === 'd' ? 2 : 1).padStart(3)} ${o} ${o} ${String(a.size).padStart(8)} ${when} ${name}`;
-}
-
-function writevAll(fd: number, bufs: Buffer[], position: number, cb: (err: NodeJS.ErrnoException | null) => void): void {
-  fs.writev(fd, bufs, position, (err, n) => {
-    if (err) return cb(err);
-    let rest = n;
-    let i = 0;
-    while (i < bufs.length && rest >= bufs[i].length) rest -= bufs[i++].length;
-    if (i === bufs.length) return cb(null);
-    const remaining = [bufs[i].subarray(rest), ...bufs.slice(i + 1)];
-    writevAll(fd, remaining, position + n, cb);
-  });
-}
-
-function writeAll(fd: number, data: Buffer, position: number, cb: (err: NodeJS.ErrnoException | null) => void): void {
-  fs.write(fd, data, 0, data.length, position, (err, n) => {
-    if (err) return cb(err);
-    if (n < data.length) return writeAll(fd, data.subarray(n), position + n, cb);
-    cb(null);
-  });
 }
 
 export class SftpSession {
   private readonly handles = new Map<number, Handle>();
+  /** OPEN/OPENDIR requests holding a handle slot while they do their I/O. */
+  private reservedHandles = 0;
   private nextHandle = 1;
-  private inflightWriteBytes = 0;
+  private readonly budget: IoBudget;
   private paused = false;
   private finishing = 0;
   /** How often the session stopped reading because of buffered data (for tests and diagnostics). */
@@ -218,6 +146,7 @@ export class SftpSession {
 
   constructor(private readonly ctx: SessionContext) {
     this.log = ctx.logger;
+    this.budget = new IoBudget(ctx.limits, () => this.queuedOutputBytes());
   }
 
   private get tenant(): TenantStore {
@@ -227,24 +156,36 @@ export class SftpSession {
   /** Number of open write handles and uploads being completed (in-flight uploads). */
   get openWrites(): number {
     let n = this.finishing;
-    for (const h of this.handles.values()) if (h.kind === 'file' && h.writable) n++;
+    for (const h of this.handles.values()) if (h instanceof Transfer && h.writable) n++;
     return n;
+  }
+
+  /** Sends an answer unless the channel is gone. */
+  send(fn: (sftp: SFTPWrapper) => void): void {
+    if (this.ended || !this.sftp) return;
+    this.ctx.batchReplies?.();
+    try {
+      fn(this.sftp);
+    } catch {
+      // channel gone
+    }
   }
 
   attach(sftp: SFTPWrapper): void {
     this.sftp = sftp;
     this.installFlowControl(sftp);
-    const on = (ev: string, fn: (reqid: number, ...args: never[]) => Promise<void> | void) => {
+    const on = (ev: string, fn: (a: Answer, ...args: never[]) => Promise<void> | void) => {
       sftp.on(ev, (reqid: number, ...args: never[]) => {
         this.ctx.touch();
+        const a = new Answer(this, reqid);
         let r: Promise<void> | void;
         try {
-          r = fn.call(this, reqid, ...args);
+          r = fn.call(this, a, ...args);
         } catch (e) {
-          this.replyError(reqid, e);
+          a.error(e);
           return;
         }
-        if (r) r.catch((e) => this.replyError(reqid, e));
+        if (r) r.catch((e) => a.error(e));
       });
     };
     on('OPEN', this.onOpen as never);
@@ -263,8 +204,8 @@ export class SftpSession {
     on('RENAME', this.onRename as never);
     on('MKDIR', this.onMkdir as never);
     on('RMDIR', this.onRmdir as never);
-    on('READLINK', ((reqid: number) => this.reply(reqid, STATUS_CODE.OP_UNSUPPORTED, 'Symbolic links are not supported')) as never);
-    on('SYMLINK', ((reqid: number) => this.reply(reqid, STATUS_CODE.OP_UNSUPPORTED, 'Symbolic links are not supported')) as never);
+    on('READLINK', ((a: Answer, path: string) => this.refuseLink(a, 'readlink', path)) as never);
+    on('SYMLINK', ((a: Answer, linkPath: string, target: string) => this.refuseLink(a, 'symlink', linkPath, target)) as never);
     sftp.on('close', () => void this.end('channel closed'));
     // The client sent EOF: finish up and close the channel (OpenSSH waits for the close before exiting).
     sftp.on('end', () => {
@@ -281,19 +222,33 @@ export class SftpSession {
     });
   }
 
+  private refuseLink(a: Answer, request: string, path: string, target?: string): void {
+    this.log.warn({ event: 'path_refused', request, path: String(path).slice(0, 256), target: target === undefined ? undefined : String(target).slice(0, 256), reason: 'symbolic links are not supported' }, 'path refused');
+    a.status(STATUS_CODE.OP_UNSUPPORTED, 'Symbolic links are not supported');
+  }
+
   // ---------------------------------------------------------------------------------------------------------
-  // Flow control: a WRITE's data is held until the disk write finished. When too many bytes wait, stop
-  // granting SSH window (ssh2 does that when the channel's push() returns false) until the disk caught up.
+  // Flow control: when too much WRITE data waits for the disk, too many answers wait for the client, or too many
+  // READs wait for budget, stop granting SSH window (ssh2 does that when the channel's push() returns false)
+  // until it has caught up. A malformed packet that makes ssh2's parser throw ends this channel, not the process.
 
   private installFlowControl(sftp: SFTPWrapper): void {
-    const chan = sftp as unknown as {
-      push: (data: Buffer | null) => unknown;
-      _buffer?: unknown[];
-    };
+    const chan = sftp as unknown as ChannelInternals;
     if (typeof chan.push !== 'function') return;
     const orig = chan.push.bind(sftp);
     chan.push = (data: Buffer | null) => {
-      const r = orig(data);
+      let r: unknown;
+      try {
+        r = orig(data);
+      } catch (e) {
+        this.log.warn({ event: 'sftp_error', err: e instanceof Error ? e.message : String(e) }, 'malformed SFTP packet, closing the channel');
+        try {
+          sftp.destroy();
+        } catch {
+          // already gone
+        }
+        return false;
+      }
       if (data !== null && this.mustPause()) {
         if (!this.paused) this.pauses++;
         this.paused = true;
@@ -307,27 +262,39 @@ export class SftpSession {
     };
   }
 
-  private outQueued(): number {
-    const b = (this.sftp as unknown as { _buffer?: unknown[] } | undefined)?._buffer;
-    return Array.isArray(b) ? b.length : 0;
+  private outPackets(): Buffer[] {
+    const b = (this.sftp as unknown as ChannelInternals | undefined)?._buffer;
+    return Array.isArray(b) ? b : [];
+  }
+
+  private queuedOutputBytes(): number {
+    let n = this.ctx.socketQueuedBytes?.() ?? 0;
+    for (const p of this.outPackets()) n += p.length;
+    return n;
   }
 
   private mustPause(): boolean {
-    return this.inflightWriteBytes > this.ctx.limits.maxBufferedWriteBytes || this.outQueued() > PAUSE_OUT_PACKETS;
+    return (
+      this.budget.writeBytes > this.ctx.limits.maxBufferedWriteBytes ||
+      this.outPackets().length > PAUSE_OUT_PACKETS ||
+      this.budget.waitingReads > MAX_WAITING_READS
+    );
   }
 
   private maybeResume(): void {
     if (!this.paused) return;
-    if (!this.ended && (this.inflightWriteBytes > this.ctx.limits.maxBufferedWriteBytes / 4 || this.outQueued() > PAUSE_OUT_PACKETS / 4)) return;
+    if (
+      !this.ended &&
+      (this.budget.writeBytes > this.ctx.limits.maxBufferedWriteBytes / 4 ||
+        this.outPackets().length > PAUSE_OUT_PACKETS / 4 ||
+        this.budget.waitingReads > MAX_WAITING_READS / 4)
+    ) {
+      return;
+    }
     this.paused = false;
     if (this.pauseTimer) clearInterval(this.pauseTimer);
     this.pauseTimer = undefined;
-    const chan = this.sftp as unknown as {
-      _waitChanDrain?: boolean;
-      incoming?: { window: number };
-      outgoing?: { id: number; state: string };
-      _protocol?: { channelWindowAdjust(id: number, amount: number): void };
-    };
+    const chan = this.sftp as unknown as ChannelInternals;
     if (!chan?._waitChanDrain) return;
     chan._waitChanDrain = false;
     if (!chan.incoming || !chan.outgoing || !chan._protocol || chan.outgoing.state === 'closed') return;
@@ -338,42 +305,43 @@ export class SftpSession {
   }
 
   // ---------------------------------------------------------------------------------------------------------
+  // Handles
 
-  private reply(reqid: number, code: number, message?: string): void {
-    if (this.ended || !this.sftp) return;
-    this.ctx.batchReplies?.();
-    try {
-      this.sftp.status(reqid, code, message);
-    } catch {
-      // channel gone
-    }
-  }
-
-  private replyError(reqid: number, e: unknown): void {
-    const { code, message } = statusFor(e);
-    if (!(e instanceof SftpStatusError) && !(e instanceof PathError) && !errCode(e)) {
-      this.log.error({ event: 'sftp_internal_error', err: e instanceof Error ? e.message : String(e) }, 'internal error');
-    }
-    this.reply(reqid, code, message);
-  }
-
-  private newHandleId(): { id: number; buf: Buffer } {
-    if (this.handles.size >= this.ctx.limits.maxHandlesPerSession) {
+  /** Takes a handle slot before the first await, so pipelined OPENs cannot exceed the limit. */
+  private reserveHandle(): void {
+    if (this.handles.size + this.reservedHandles >= this.ctx.limits.maxHandlesPerSession) {
       fail(STATUS_CODE.FAILURE, `Too many open handles (limit ${this.ctx.limits.maxHandlesPerSession})`);
     }
+    this.reservedHandles++;
+  }
+
+  /** Turns the reserved slot into a handle and answers with it. */
+  private grantHandle(a: Answer, make: (id: number) => Handle): void {
     const id = this.nextHandle++ >>> 0;
+    const h = make(id);
+    this.handles.set(id, h);
     const buf = Buffer.alloc(4);
     buf.writeUInt32BE(id, 0);
-    return { id, buf };
+    a.handle(buf);
+  }
+
+  /** Runs an OPEN/OPENDIR with a reserved slot; the slot is released if it fails. */
+  private async withHandleSlot(fn: () => Promise<void>): Promise<void> {
+    this.reserveHandle();
+    try {
+      await fn();
+    } finally {
+      this.reservedHandles--;
+    }
   }
 
   private lookup(hbuf: Buffer): Handle | undefined {
-    return hbuf.length === 4 ? this.handles.get(hbuf.readUInt32BE(0)) : undefined;
+    return Buffer.isBuffer(hbuf) && hbuf.length === 4 ? this.handles.get(hbuf.readUInt32BE(0)) : undefined;
   }
 
-  private fileHandle(hbuf: Buffer): FileHandle {
+  private transfer(hbuf: Buffer): Transfer {
     const h = this.lookup(hbuf);
-    if (!h || h.kind !== 'file') return fail(STATUS_CODE.FAILURE, 'Invalid handle');
+    if (!(h instanceof Transfer)) return fail(STATUS_CODE.FAILURE, 'Invalid handle');
     return h;
   }
 
@@ -400,8 +368,9 @@ export class SftpSession {
       const kind = st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
       return { rel, host, parent: 'ok', kind, st };
     } catch (e) {
-      if (errCode(e) === 'ENOTDIR') return { rel, host, parent: 'missing', kind: 'none' };
-      if (errCode(e) === 'ENOENT') return { rel, host, parent: 'ok', kind: 'none' };
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOTDIR') return { rel, host, parent: 'missing', kind: 'none' };
+      if (code === 'ENOENT') return { rel, host, parent: 'ok', kind: 'none' };
       throw e;
     }
   }
@@ -423,14 +392,21 @@ export class SftpSession {
     }
   }
 
+  private transferEnv() {
+    return { quota: this.tenant.quota, budget: this.budget, log: this.log, maxFileBytes: this.ctx.limits.maxFileBytes };
+  }
+
   // ---------------------------------------------------------------------------------------------------------
   // OPEN / READ / WRITE / CLOSE
 
-  private async onOpen(reqid: number, filename: string, flags: number, _attrs: Attributes): Promise<void> {
+  private onOpen(a: Answer, filename: string, flags: number, _attrs: Attributes): Promise<void> {
+    return this.withHandleSlot(() => this.open(a, filename, flags));
+  }
+
+  private async open(a: Answer, filename: string, flags: number): Promise<void> {
     const wantsWrite = (flags & (OPEN_MODE.WRITE | OPEN_MODE.APPEND)) !== 0;
     const r = await this.resolve(filename);
     this.refuseUnsafe(r);
-    const { id, buf } = this.newHandleId();
     if (!wantsWrite) {
       let hostPath: string;
       if (r.kind === 'file') hostPath = r.host;
@@ -438,9 +414,9 @@ export class SftpSession {
       else if (r.parent === 'ok' && (await this.partialStat(r.rel))) hostPath = this.tenant.partialPath(r.rel);
       else return fail(STATUS_CODE.NO_SUCH_FILE, 'No such file');
       const fd = await openFd(hostPath, FS.O_RDONLY | FS.O_NOFOLLOW);
-      this.handles.set(id, this.newFileHandle(id, fd, r.rel, hostPath, { readable: true, writable: false, size: 0 }));
+      if (this.ended) return closeFd(fd);
       this.log.info({ event: 'open', path: toVirtual(r.rel), mode: 'read' }, 'open');
-      this.sftp!.handle(reqid, buf);
+      this.grantHandle(a, (id) => new Transfer(id, fd, r.rel, hostPath, true, false, this.transferEnv()));
       return;
     }
 
@@ -455,197 +431,80 @@ export class SftpSession {
     const existing = await this.partialStat(r.rel);
     if (flags & OPEN_MODE.EXCL && (existing || r.kind === 'file')) return fail(STATUS_CODE.FAILURE, 'File already exists');
     if (!existing && !(flags & OPEN_MODE.CREAT)) return fail(STATUS_CODE.NO_SUCH_FILE, 'No such file');
-    const { tenantQuotaBytes } = this.ctx.limits;
-    if (Number.isFinite(tenantQuotaBytes) && (await this.tenant.currentUsage()) >= tenantQuotaBytes) {
-      return fail(STATUS_CODE.FAILURE, `Tenant storage quota of ${tenantQuotaBytes} bytes exceeded`);
-    }
+    const quota = this.tenant.quota;
+    await quota.refresh();
+    quota.checkNotFull();
+    if (!existing) quota.addEntry();
     const truncate = (flags & OPEN_MODE.TRUNC) !== 0;
     const readable = (flags & OPEN_MODE.READ) !== 0;
-    const fd = await openFd(partialPath, (readable ? FS.O_RDWR : FS.O_WRONLY) | FS.O_CREAT | (truncate ? FS.O_TRUNC : 0) | FS.O_NOFOLLOW, 0o640);
+    let fd: number;
     let size: number;
+    try {
+      fd = await openFd(partialPath, (readable ? FS.O_RDWR : FS.O_WRONLY) | FS.O_CREAT | (truncate ? FS.O_TRUNC : 0) | FS.O_NOFOLLOW, 0o640);
+    } catch (e) {
+      if (!existing) quota.removed(0);
+      throw e;
+    }
     try {
       size = (await fstatFd(fd)).size;
     } catch (e) {
       await closeFd(fd);
       throw e;
     }
-    const now = Date.now();
+    if (this.ended) return closeFd(fd);
     let upload = this.tenant.uploads.get(r.rel);
     if (!upload || !existing || truncate) {
-      upload = { rel: r.rel, startedAt: now, owner: undefined };
+      if (existing && truncate) quota.adjust(-(upload?.size ?? existing.size));
+      upload = { rel: r.rel, startedAt: Date.now(), owner: undefined, size };
       this.tenant.uploads.set(r.rel, upload);
     }
-    const h = this.newFileHandle(id, fd, r.rel, partialPath, { readable, writable: true, size });
-    h.upload = upload;
-    h.append = (flags & OPEN_MODE.APPEND) !== 0;
-    h.appendPos = size;
-    if (size === 0) {
-      h.hash = createHash('sha256');
-      h.hashedUpTo = 0;
-    }
-    if (upload.owner) this.log.info({ event: 'upload_takeover', path: toVirtual(r.rel) }, 'a newer open takes over the upload');
-    upload.owner = h;
-    this.handles.set(id, h);
+    const up = upload;
+    if (up.owner) this.log.info({ event: 'upload_takeover', path: toVirtual(r.rel) }, 'a newer open takes over the upload');
     this.log.info(
       { event: 'open', path: toVirtual(r.rel), mode: 'write', flags: flagNames(flags), resumeAt: existing && !truncate ? size : undefined },
       'open',
     );
-    this.sftp!.handle(reqid, buf);
-  }
-
-  private newFileHandle(id: number, fd: number, rel: string, hostPath: string, o: { readable: boolean; writable: boolean; size: number }): FileHandle {
-    return {
-      kind: 'file',
-      id,
-      fd,
-      rel,
-      hostPath,
-      readable: o.readable,
-      writable: o.writable,
-      upload: undefined,
-      append: false,
-      appendPos: 0,
-      size: o.size,
-      bytesWritten: 0,
-      bytesRead: 0,
-      hash: null,
-      hashedUpTo: 0,
-      pending: 0,
-      drained: [],
-      queue: [],
-      writing: false,
-      failed: undefined,
-      openedAt: Date.now(),
-    };
-  }
-
-  private onRead(reqid: number, hbuf: Buffer, offset: number, len: number): void {
-    const h = this.fileHandle(hbuf);
-    if (!h.readable) return fail(STATUS_CODE.PERMISSION_DENIED, 'Handle not open for reading');
-    const n = Math.max(0, Math.min(len, MAX_READ));
-    const buf = Buffer.allocUnsafe(n);
-    h.pending++;
-    fs.read(h.fd, buf, 0, n, offset, (err, got) => {
-      this.settle(h);
-      if (err) return this.replyError(reqid, err);
-      if (got === 0) return this.reply(reqid, STATUS_CODE.EOF);
-      h.bytesRead += got;
-      this.ctx.batchReplies?.();
-      if (!this.ended) this.sftp!.data(reqid, got === n ? buf : buf.subarray(0, got));
+    this.grantHandle(a, (id) => {
+      const t = new Transfer(id, fd, r.rel, partialPath, readable, true, this.transferEnv());
+      t.upload = up;
+      t.append = (flags & OPEN_MODE.APPEND) !== 0;
+      t.appendPos = size;
+      if (size === 0) t.startHash();
+      up.owner = t;
+      return t;
     });
   }
 
-  private onWrite(reqid: number, hbuf: Buffer, offset: number, data: Buffer): void {
-    const h = this.fileHandle(hbuf);
-    if (!h.writable) return fail(STATUS_CODE.PERMISSION_DENIED, 'Handle not open for writing');
-    if (h.upload && h.upload.owner !== h) return fail(STATUS_CODE.FAILURE, 'This upload was taken over by a newer open of the same file');
-    const len = data.length;
-    const pos = h.append ? h.appendPos : offset;
-    const end = pos + len;
-    const { maxFileBytes, tenantQuotaBytes } = this.ctx.limits;
-    if (end > maxFileBytes) {
-      h.failed = 'file too large';
-      this.log.warn({ event: 'limit_file_size', path: toVirtual(h.rel), limit: maxFileBytes }, 'file size limit reached');
-      return fail(STATUS_CODE.FAILURE, `File too large: the limit is ${maxFileBytes} bytes`);
-    }
-    if (end > h.size) {
-      if (Number.isFinite(tenantQuotaBytes)) {
-        const delta = end - h.size;
-        if (this.tenant.usage + delta > tenantQuotaBytes) {
-          h.failed = 'quota exceeded';
-          this.log.warn({ event: 'limit_quota', path: toVirtual(h.rel), limit: tenantQuotaBytes }, 'tenant quota reached');
-          return fail(STATUS_CODE.FAILURE, `Tenant storage quota of ${tenantQuotaBytes} bytes exceeded`);
-        }
-        this.tenant.usage += delta;
-      }
-      h.size = end;
-    }
-    if (h.append) h.appendPos = end;
-    if (h.hash) {
-      if (pos === h.hashedUpTo) {
-        h.hash.update(data);
-        h.hashedUpTo = end;
-      } else {
-        h.hash = null; // out of order or rewritten: hash the file at CLOSE
-      }
-    }
-    h.pending++;
-    this.inflightWriteBytes += len;
-    h.queue.push({ reqid, pos, data });
-    if (!h.writing) this.flushWrites(h);
+  private onRead(a: Answer, hbuf: Buffer, offset: number, len: number): void {
+    this.transfer(hbuf).read(offset, len, a.io);
   }
 
-  /**
-   * One disk write per handle at a time: the WRITEs that arrived meanwhile go out together, contiguous runs as
-   * one pwritev (each at its own offset). Each WRITE is answered once its bytes are written.
-   */
-  private flushWrites(h: FileHandle): void {
-    const q = h.queue;
-    if (q.length === 0) {
-      h.writing = false;
-      return;
-    }
-    h.writing = true;
-    let n = 1;
-    let bytes = q[0].data.length;
-    while (n < q.length && n < MAX_WRITE_BATCH && bytes < MAX_WRITE_BATCH_BYTES && q[n].pos === q[n - 1].pos + q[n - 1].data.length) {
-      bytes += q[n].data.length;
-      n++;
-    }
-    const batch = q.splice(0, n);
-    const done = (err: NodeJS.ErrnoException | null) => {
-      this.inflightWriteBytes -= bytes;
-      if (err) {
-        h.failed = `write error ${err.code ?? ''}`;
-        this.log.error({ event: 'write_error', path: toVirtual(h.rel), err: err.message }, 'write failed');
-      } else {
-        h.bytesWritten += bytes;
-      }
-      for (const w of batch) {
-        if (err) this.replyError(w.reqid, err);
-        else this.reply(w.reqid, STATUS_CODE.OK);
-      }
-      for (let i = 0; i < batch.length; i++) this.settle(h);
-      if (this.paused) this.maybeResume();
-      this.flushWrites(h);
-    };
-    if (batch.length === 1) writeAll(h.fd, batch[0].data, batch[0].pos, done);
-    else writevAll(h.fd, batch.map((w) => w.data), batch[0].pos, done);
+  private onWrite(a: Answer, hbuf: Buffer, offset: number, data: Buffer): void {
+    this.transfer(hbuf).write(offset, data, a.io);
+    if (this.paused) this.maybeResume();
   }
 
-  private settle(h: FileHandle): void {
-    h.pending--;
-    if (h.pending === 0 && h.drained.length) {
-      const waiters = h.drained.splice(0);
-      for (const w of waiters) w();
-    }
-  }
-
-  private idle(h: FileHandle): Promise<void> {
-    if (h.pending === 0) return Promise.resolve();
-    return new Promise((resolve) => h.drained.push(resolve));
-  }
-
-  private async onClose(reqid: number, hbuf: Buffer): Promise<void> {
+  private async onClose(a: Answer, hbuf: Buffer): Promise<void> {
     const h = this.lookup(hbuf);
     if (!h) return fail(STATUS_CODE.FAILURE, 'Invalid handle');
     this.handles.delete(h.id);
-    if (h.kind === 'dir') {
-      this.reply(reqid, STATUS_CODE.OK);
+    if (h instanceof DirListing) {
+      await h.close();
+      a.status(STATUS_CODE.OK);
       return;
     }
-    await this.idle(h);
+    await h.idle();
     if (!h.writable) {
       await closeFd(h.fd);
-      this.log.info({ event: 'close', path: toVirtual(h.rel), mode: 'read', bytes: h.bytesRead }, 'close');
-      this.reply(reqid, STATUS_CODE.OK);
+      this.log.info({ event: 'close', path: toVirtual(h.rel), mode: 'read', bytes: h.bytesRead, ...h.refusals }, 'close');
+      a.status(STATUS_CODE.OK);
       return;
     }
     // Still an upload in flight for close(graceMs) until the file is in the inbox and the client has its answer.
     this.finishing++;
     try {
       await this.finishWrite(h, false);
-      this.reply(reqid, STATUS_CODE.OK);
+      a.status(STATUS_CODE.OK);
     } finally {
       this.finishing--;
     }
@@ -655,16 +514,17 @@ export class SftpSession {
    * Closes a write handle. On a clean CLOSE of the current owner with a final (non-temporary) name the upload is
    * completed; otherwise the partial file stays for a resume (or is discarded after a limit error).
    */
-  private async finishWrite(h: FileHandle, aborted: boolean): Promise<void> {
+  private async finishWrite(h: Transfer, aborted: boolean): Promise<void> {
     const upload = h.upload;
     const isOwner = upload !== undefined && upload.owner === h;
     if (isOwner) upload.owner = undefined;
-    const base = { path: toVirtual(h.rel), mode: 'write', bytes: h.bytesWritten, size: h.size };
+    const base = { path: toVirtual(h.rel), mode: 'write', bytes: h.bytesWritten, size: h.size, ...h.refusals };
     if (aborted || !isOwner || h.failed || isTemporaryName(h.rel)) {
       await closeFd(h.fd);
       if (isOwner && h.failed && !aborted) {
         await fsp.rm(h.hostPath, { force: true });
         this.tenant.uploads.delete(h.rel);
+        this.tenant.quota.removed(upload.size);
         this.log.info({ event: 'close', ...base, outcome: 'discarded', reason: h.failed }, 'close');
         return;
       }
@@ -672,223 +532,146 @@ export class SftpSession {
       this.log.info({ event: 'close', ...base, outcome }, 'close');
       return;
     }
-    await this.complete(h.rel, h.rel, h.hostPath, { fd: h.fd, hash: h.hash, hashedUpTo: h.hashedUpTo, startedAt: upload.startedAt });
+    await this.complete({ fromRel: h.rel, name: h.rel, partialPath: h.hostPath, fd: h.fd, hash: h.hash, hashedUpTo: h.hashedUpTo, startedAt: upload.startedAt });
     this.log.info({ event: 'close', ...base, outcome: 'completed' }, 'close');
   }
 
-  /** fsync, hash, atomic move into the inbox, notify. `fd` is closed here when given. */
-  private async complete(
-    fromRel: string,
-    name: string,
-    partialPath: string,
-    o: { fd?: number; hash: Hash | null; hashedUpTo: number; startedAt: number },
-  ): Promise<void> {
-    const t0 = Date.now();
-    let size: number;
-    if (o.fd !== undefined) {
-      const fd = o.fd;
-      try {
-        await new Promise<void>((res, rej) => fs.fsync(fd, (e) => (e ? rej(e) : res())));
-        size = (await fstatFd(fd)).size;
-      } finally {
-        await closeFd(fd);
-      }
-    } else {
-      const fh = await fsp.open(partialPath, FS.O_RDONLY | FS.O_NOFOLLOW);
-      try {
-        await fh.sync();
-        size = (await fh.stat()).size;
-      } finally {
-        await fh.close();
-      }
-    }
-    const sha256 = o.hash && o.hashedUpTo === size ? o.hash.digest('hex') : await sha256File(partialPath);
-    const inboxPath = await this.tenant.moveToInbox(partialPath, name);
-    this.tenant.uploads.delete(fromRel);
-    this.tenant.rememberCompleted(name, { size, mtime: toSec(Date.now()) });
-    const durationMs = Date.now() - o.startedAt;
-    const finalizeMs = Date.now() - t0;
-    this.log.info({ event: 'upload_completed', path: toVirtual(name), size, sha256, durationMs, finalizeMs, inboxPath }, 'upload completed');
-    try {
-      this.ctx.onUploadComplete({ tenantId: this.tenant.tenantId, name, inboxPath, size, sha256, durationMs });
-    } catch (e) {
-      this.log.error({ event: 'upload_callback_error', err: e instanceof Error ? e.message : String(e) }, 'onUploadComplete threw');
-    }
+  private complete(c: Parameters<typeof completeUpload>[3]): Promise<void> {
+    return completeUpload(this.tenant, this.log, this.ctx.onUploadComplete, c);
   }
 
   // ---------------------------------------------------------------------------------------------------------
   // Attributes
 
-  private onFstat(reqid: number, hbuf: Buffer): void {
-    const h = this.fileHandle(hbuf);
+  private onFstat(a: Answer, hbuf: Buffer): void {
+    const h = this.transfer(hbuf);
     fs.fstat(h.fd, (err, st) => {
-      if (err) return this.replyError(reqid, err);
-      this.sftp!.attrs(reqid, attrsOf(st));
+      if (err) return a.error(err);
+      a.attrs(attrsOf(st));
     });
   }
 
-  private async onFsetstat(reqid: number, hbuf: Buffer, attrs: Partial<Attributes>): Promise<void> {
-    const h = this.fileHandle(hbuf);
-    if (typeof attrs.size === 'number') {
-      if (!h.writable) return fail(STATUS_CODE.PERMISSION_DENIED, 'Handle not open for writing');
-      await this.idle(h);
-      await this.truncateTo(h.hostPath, attrs.size, h);
-    }
-    this.reply(reqid, STATUS_CODE.OK);
+  private async onFsetstat(a: Answer, hbuf: Buffer, attrs: Partial<Attributes>): Promise<void> {
+    const h = this.transfer(hbuf);
+    if (typeof attrs?.size === 'number') await h.resize(attrs.size);
+    a.status(STATUS_CODE.OK);
   }
 
-  private async truncateTo(hostPath: string, size: number, h: FileHandle | undefined): Promise<void> {
-    if (size > this.ctx.limits.maxFileBytes) fail(STATUS_CODE.FAILURE, `File too large: the limit is ${this.ctx.limits.maxFileBytes} bytes`);
-    if (h) {
-      await new Promise<void>((res, rej) => fs.ftruncate(h.fd, size, (e) => (e ? rej(e) : res())));
-      if (Number.isFinite(this.ctx.limits.tenantQuotaBytes)) this.tenant.usage += size - h.size;
-      h.size = size;
-      if (h.append) h.appendPos = size;
-      if (h.hash && h.hashedUpTo !== size) h.hash = null;
-    } else {
-      await fsp.truncate(hostPath, size);
-    }
-  }
-
-  private async onStat(reqid: number, path: string): Promise<void> {
+  private async onStat(a: Answer, path: string): Promise<void> {
     const r = await this.resolve(path);
     this.refuseUnsafe(r);
-    if (r.st && (r.kind === 'file' || r.kind === 'dir')) return this.sftp!.attrs(reqid, attrsOf(r.st));
+    if (r.st && (r.kind === 'file' || r.kind === 'dir')) return a.attrs(attrsOf(r.st));
     if (r.parent === 'ok') {
       const p = await this.partialStat(r.rel);
-      if (p) return this.sftp!.attrs(reqid, attrsOf(p));
+      if (p) return a.attrs(attrsOf(p));
       const recent = this.tenant.recentlyCompleted(r.rel);
-      if (recent) return this.sftp!.attrs(reqid, fileAttrs(recent.size, recent.mtime));
+      if (recent) return a.attrs(fileAttrs(recent.size, recent.mtime));
     }
     fail(STATUS_CODE.NO_SUCH_FILE, 'No such file');
   }
 
-  private async onSetstat(reqid: number, path: string, attrs: Partial<Attributes>): Promise<void> {
+  private async onSetstat(a: Answer, path: string, attrs: Partial<Attributes>): Promise<void> {
     const r = await this.resolve(path);
     this.refuseUnsafe(r);
-    const wantsSize = typeof attrs.size === 'number';
+    const size = attrs?.size;
+    const wantsSize = typeof size === 'number';
     if (r.kind === 'dir' || r.kind === 'file') {
       // Modes, owners and times are accepted and not applied (the server owns the files); size only for uploads.
       if (wantsSize && r.kind === 'file') return fail(STATUS_CODE.PERMISSION_DENIED, 'Only uploads can be resized');
-      return this.reply(reqid, STATUS_CODE.OK);
+      return a.status(STATUS_CODE.OK);
     }
     if (r.parent === 'ok') {
-      if (await this.partialStat(r.rel)) {
-        if (wantsSize) {
-          const owner = this.tenant.uploads.get(r.rel)?.owner as FileHandle | undefined;
-          const mine = owner && this.handles.get(owner.id) === owner ? owner : undefined;
-          if (mine) await this.idle(mine);
-          await this.truncateTo(this.tenant.partialPath(r.rel), attrs.size as number, mine);
-        }
-        return this.reply(reqid, STATUS_CODE.OK);
+      const p = await this.partialStat(r.rel);
+      if (p) {
+        if (wantsSize) await this.resizeByPath(r.rel, p, size);
+        return a.status(STATUS_CODE.OK);
       }
-      if (this.tenant.recentlyCompleted(r.rel)) return this.reply(reqid, STATUS_CODE.OK);
+      if (this.tenant.recentlyCompleted(r.rel)) return a.status(STATUS_CODE.OK);
     }
     fail(STATUS_CODE.NO_SUCH_FILE, 'No such file');
+  }
+
+  /** SETSTAT size on an upload: through this session's handle when it holds the upload, else on the path. */
+  private async resizeByPath(rel: string, st: Stats, size: number): Promise<void> {
+    let upload = this.tenant.uploads.get(rel);
+    const owner = upload?.owner;
+    if (owner instanceof Transfer && this.handles.get(owner.id) === owner) return owner.resize(size);
+    if (!upload) {
+      upload = { rel, startedAt: st.birthtimeMs, owner: undefined, size: st.size } satisfies UploadState;
+      this.tenant.uploads.set(rel, upload);
+    }
+    const partialPath = this.tenant.partialPath(rel);
+    await resizeUpload(this.transferEnv(), upload, size, (n) => fsp.truncate(partialPath, n));
   }
 
   // ---------------------------------------------------------------------------------------------------------
   // Folders
 
-  private async onOpendir(reqid: number, path: string): Promise<void> {
-    const r = await this.resolve(path);
-    this.refuseUnsafe(r);
-    if (r.kind === 'none') return fail(STATUS_CODE.NO_SUCH_FILE, 'No such folder');
-    if (r.kind !== 'dir') return fail(STATUS_CODE.FAILURE, 'Not a directory');
-    const { id, buf } = this.newHandleId();
-    this.handles.set(id, { kind: 'dir', id, rel: r.rel, hostPath: r.host, entries: undefined, pos: 0 });
-    this.log.debug({ event: 'opendir', path: toVirtual(r.rel) }, 'opendir');
-    this.sftp!.handle(reqid, buf);
+  private onOpendir(a: Answer, path: string): Promise<void> {
+    return this.withHandleSlot(async () => {
+      const r = await this.resolve(path);
+      this.refuseUnsafe(r);
+      if (r.kind === 'none') return fail(STATUS_CODE.NO_SUCH_FILE, 'No such folder');
+      if (r.kind !== 'dir') return fail(STATUS_CODE.FAILURE, 'Not a directory');
+      this.log.debug({ event: 'opendir', path: toVirtual(r.rel) }, 'opendir');
+      this.grantHandle(a, (id) => new DirListing(id, r.rel, r.host, this.tenant));
+    });
   }
 
-  private async onReaddir(reqid: number, hbuf: Buffer): Promise<void> {
+  private async onReaddir(a: Answer, hbuf: Buffer): Promise<void> {
     const h = this.lookup(hbuf);
-    if (!h || h.kind !== 'dir') return fail(STATUS_CODE.FAILURE, 'Invalid handle');
-    h.entries ??= await this.listDir(h);
-    if (h.pos >= h.entries.length) return this.reply(reqid, STATUS_CODE.EOF);
-    const batch = h.entries.slice(h.pos, h.pos + READDIR_BATCH);
-    h.pos += batch.length;
-    this.sftp!.name(reqid, batch);
+    if (!(h instanceof DirListing)) return fail(STATUS_CODE.FAILURE, 'Invalid handle');
+    const page = await h.next(READDIR_BATCH);
+    if (page === null) return a.status(STATUS_CODE.EOF);
+    a.name(page);
   }
 
-  private async listDir(h: DirHandle): Promise<FileEntry[]> {
-    const owner = this.tenant.tenantId;
-    const now = Date.now();
-    const out: FileEntry[] = [];
-    const seen = new Set<string>();
-    for (const d of await fsp.readdir(h.hostPath, { withFileTypes: true })) {
-      if (!d.isFile() && !d.isDirectory()) continue; // symlinks and special files are never shown
-      let st: Stats;
-      try {
-        st = await fsp.lstat(`${h.hostPath}/${d.name}`);
-      } catch {
-        continue;
-      }
-      if (!st.isFile() && !st.isDirectory()) continue;
-      const attrs = attrsOf(st);
-      seen.add(d.name);
-      out.push({ filename: d.name, longname: longname(d.name, attrs, owner, now), attrs });
-    }
-    // In-progress uploads of this folder (so that clients can see and resume them).
-    let keys: string[] = [];
-    try {
-      keys = await fsp.readdir(this.tenant.partialDir);
-    } catch {
-      // no partial folder yet
-    }
-    for (const key of keys) {
-      const rel = relFromPartialKey(key);
-      if (parentOf(rel) !== h.rel) continue;
-      const name = baseName(rel);
-      if (seen.has(name)) continue;
-      try {
-        const st = await fsp.lstat(`${this.tenant.partialDir}/${key}`);
-        if (!st.isFile()) continue;
-        const attrs = attrsOf(st);
-        out.push({ filename: name, longname: longname(name, attrs, owner, now), attrs });
-      } catch {
-        // completed meanwhile
-      }
-    }
-    return out;
-  }
-
-  private async onRealpath(reqid: number, path: string): Promise<void> {
+  private async onRealpath(a: Answer, path: string): Promise<void> {
     const rel = normalizeVirtualPath(path);
     const v = toVirtual(rel);
-    this.sftp!.name(reqid, [{ filename: v, longname: v, attrs: {} as Attributes }]);
+    a.name([{ filename: v, longname: v, attrs: {} as Attributes }]);
   }
 
-  private async onMkdir(reqid: number, path: string, _attrs: Attributes): Promise<void> {
+  private async onMkdir(a: Answer, path: string, _attrs: Attributes): Promise<void> {
     const r = await this.resolve(path);
     this.refuseUnsafe(r);
     if (r.rel === '' || isInReports(r.rel)) return fail(STATUS_CODE.PERMISSION_DENIED, `/${REPORTS_DIR} is read-only`);
     if (r.parent !== 'ok') return fail(STATUS_CODE.NO_SUCH_FILE, 'No such folder');
     if (r.kind !== 'none') return fail(STATUS_CODE.FAILURE, 'File already exists');
-    await fsp.mkdir(r.host, { mode: 0o750 });
+    const quota = this.tenant.quota;
+    await quota.refresh();
+    quota.addEntry();
+    try {
+      await fsp.mkdir(r.host, { mode: 0o750 });
+    } catch (e) {
+      quota.removed(0);
+      throw e;
+    }
     this.log.info({ event: 'mkdir', path: toVirtual(r.rel) }, 'mkdir');
-    this.reply(reqid, STATUS_CODE.OK);
+    a.status(STATUS_CODE.OK);
   }
 
-  private async onRmdir(reqid: number, path: string): Promise<void> {
+  private async onRmdir(a: Answer, path: string): Promise<void> {
     const r = await this.resolve(path);
     this.refuseUnsafe(r);
     if (r.rel === '' || r.rel === REPORTS_DIR) return fail(STATUS_CODE.PERMISSION_DENIED, 'This folder cannot be removed');
     if (r.kind === 'none') return fail(STATUS_CODE.NO_SUCH_FILE, 'No such folder');
     if (r.kind !== 'dir') return fail(STATUS_CODE.FAILURE, 'Not a directory');
     await fsp.rmdir(r.host);
+    if (!isInReports(r.rel)) this.tenant.quota.removed(0);
     this.log.info({ event: 'rmdir', path: toVirtual(r.rel) }, 'rmdir');
-    this.reply(reqid, STATUS_CODE.OK);
+    a.status(STATUS_CODE.OK);
   }
 
-  private async onRemove(reqid: number, path: string): Promise<void> {
+  private async onRemove(a: Answer, path: string): Promise<void> {
     const r = await this.resolve(path);
     this.refuseUnsafe(r);
     if (r.kind === 'dir') return fail(STATUS_CODE.FAILURE, 'Is a directory');
     if (r.kind === 'file') {
       await fsp.unlink(r.host);
+      if (!isInReports(r.rel)) this.tenant.quota.removed(r.st?.size ?? 0);
       this.log.info({ event: 'remove', path: toVirtual(r.rel), bytes: r.st?.size }, 'remove');
-      return this.reply(reqid, STATUS_CODE.OK);
+      return a.status(STATUS_CODE.OK);
     }
     if (r.parent === 'ok') {
       const p = await this.partialStat(r.rel);
@@ -897,14 +680,15 @@ export class SftpSession {
         if (upload) upload.owner = undefined; // an open writer can no longer complete it
         this.tenant.uploads.delete(r.rel);
         await fsp.rm(this.tenant.partialPath(r.rel), { force: true });
+        this.tenant.quota.removed(upload?.size ?? p.size);
         this.log.info({ event: 'remove', path: toVirtual(r.rel), bytes: p.size, partial: true }, 'remove');
-        return this.reply(reqid, STATUS_CODE.OK);
+        return a.status(STATUS_CODE.OK);
       }
     }
     fail(STATUS_CODE.NO_SUCH_FILE, 'No such file');
   }
 
-  private async onRename(reqid: number, oldPath: string, newPath: string): Promise<void> {
+  private async onRename(a: Answer, oldPath: string, newPath: string): Promise<void> {
     const from = await this.resolve(oldPath);
     const to = await this.resolve(newPath);
     this.refuseUnsafe(from);
@@ -920,31 +704,37 @@ export class SftpSession {
       if (!p) return fail(STATUS_CODE.NO_SUCH_FILE, 'No such file');
       const upload = this.tenant.uploads.get(from.rel);
       if (upload?.owner) return fail(STATUS_CODE.FAILURE, 'File is still open for writing');
-      if (from.rel === to.rel) return this.reply(reqid, STATUS_CODE.OK);
+      if (from.rel === to.rel) return a.status(STATUS_CODE.OK);
       if (Buffer.byteLength(partialKey(to.rel)) > 255) return fail(STATUS_CODE.FAILURE, 'Path too long for an upload');
       if (isTemporaryName(to.rel)) {
         // temporary → temporary: the partial file just changes its key (replacing the target).
+        const replaced = await this.partialStat(to.rel);
         await fsp.rename(this.tenant.partialPath(from.rel), this.tenant.partialPath(to.rel));
+        if (replaced) this.tenant.quota.removed(this.tenant.uploads.get(to.rel)?.size ?? replaced.size);
         this.tenant.uploads.delete(from.rel);
-        this.tenant.uploads.set(to.rel, { rel: to.rel, startedAt: upload?.startedAt ?? p.birthtimeMs, owner: undefined });
+        this.tenant.uploads.set(to.rel, { rel: to.rel, startedAt: upload?.startedAt ?? p.birthtimeMs, owner: undefined, size: upload?.size ?? p.size });
         this.log.info({ event: 'rename', ...logBase, bytes: p.size }, 'rename');
-        return this.reply(reqid, STATUS_CODE.OK);
+        return a.status(STATUS_CODE.OK);
       }
       // temporary (or any upload) → final name: the upload is complete.
       this.log.info({ event: 'rename', ...logBase, bytes: p.size }, 'rename');
-      await this.complete(from.rel, to.rel, this.tenant.partialPath(from.rel), {
+      await this.complete({
+        fromRel: from.rel,
+        name: to.rel,
+        partialPath: this.tenant.partialPath(from.rel),
         hash: null,
         hashedUpTo: 0,
         startedAt: upload?.startedAt ?? p.birthtimeMs,
       });
-      return this.reply(reqid, STATUS_CODE.OK);
+      return a.status(STATUS_CODE.OK);
     }
     if (from.kind === 'none') return fail(STATUS_CODE.NO_SUCH_FILE, 'No such file');
     if (isInReports(from.rel) && from.rel !== to.rel) return fail(STATUS_CODE.PERMISSION_DENIED, `/${REPORTS_DIR} is read-only`);
     // A real folder or file of the home folder (e.g. a subfolder the customer created).
     await fsp.rename(from.host, to.host);
+    if (to.kind === 'file') this.tenant.quota.removed(to.st?.size ?? 0);
     this.log.info({ event: 'rename', ...logBase, bytes: from.kind === 'file' ? from.st?.size : undefined }, 'rename');
-    this.reply(reqid, STATUS_CODE.OK);
+    a.status(STATUS_CODE.OK);
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -955,12 +745,16 @@ export class SftpSession {
     this.ended = true;
     if (this.pauseTimer) clearInterval(this.pauseTimer);
     this.pauseTimer = undefined;
+    this.budget.close();
     const handles = [...this.handles.values()];
     this.handles.clear();
     for (const h of handles) {
-      if (h.kind !== 'file') continue;
+      if (h instanceof DirListing) {
+        await h.close();
+        continue;
+      }
       // Disk operations always call back; the bound only guards against a stuck filesystem.
-      await Promise.race([this.idle(h), new Promise<void>((r) => setTimeout(r, 10_000).unref())]);
+      await Promise.race([h.idle(), new Promise<void>((r) => setTimeout(r, 10_000).unref())]);
       if (h.writable) await this.finishWrite(h, true).catch(() => undefined);
       else await closeFd(h.fd);
     }
@@ -980,8 +774,4 @@ function closeFd(fd: number): Promise<void> {
   return new Promise((resolve) => fs.close(fd, () => resolve()));
 }
 
-function flagNames(flags: number): string {
-  const names: string[] = [];
-  for (const [n, v] of Object.entries(OPEN_MODE) as [string, number][]) if (typeof v === 'number' && flags & v) names.push(n);
-  return names.join('|');
-}
+export { PathError };

@@ -12,6 +12,7 @@ import { promises as fsp } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { tenantDirs } from '../config/tenant-dirs.js';
 import { partialKey } from './paths.js';
+import { TenantQuota, type QuotaLimits } from './quota.js';
 
 export interface FinalAttrs {
   size: number;
@@ -25,6 +26,8 @@ export interface UploadState {
   startedAt: number;
   /** The handle currently allowed to write; an OPEN for write by another handle takes over. */
   owner: object | undefined;
+  /** Size of the partial file as charged to the quota (every handle of this upload sees the same). */
+  size: number;
 }
 
 let inboxSeq = 0;
@@ -57,13 +60,13 @@ export class TenantStore {
   readonly uploads = new Map<string, UploadState>();
   private readonly recent = new Map<string, FinalAttrs & { expires: number }>();
   private readyPromise: Promise<void> | undefined;
-  usage = 0;
-  private usageAt = 0;
+  readonly quota: TenantQuota;
 
   constructor(
     tenantsRoot: string,
     readonly tenantId: string,
     private readonly recentMs: number,
+    quotaLimits: QuotaLimits,
   ) {
     const dirs = tenantDirs(tenantsRoot, tenantId);
     this.root = dirs.root;
@@ -71,6 +74,7 @@ export class TenantStore {
     this.reports = dirs.reports;
     this.partialDir = dirs.partial;
     this.inbox = dirs.inbox;
+    this.quota = new TenantQuota({ home: this.home, partial: this.partialDir, inbox: this.inbox }, quotaLimits);
   }
 
   /** Creates the folders on demand (idempotent). */
@@ -117,15 +121,6 @@ export class TenantStore {
     this.recent.delete(rel);
   }
 
-  /** Bytes held for the tenant (home + partial + inbox), rescanned at most every few seconds. */
-  async currentUsage(): Promise<number> {
-    if (Date.now() - this.usageAt > 5000) {
-      this.usage = await duBytes(this.root);
-      this.usageAt = Date.now();
-    }
-    return this.usage;
-  }
-
   /**
    * Moves a finished partial file into the inbox atomically (the caller has fsynced it) and returns the
    * inbox path. The destination folder is new, so nothing is ever overwritten.
@@ -140,28 +135,6 @@ export class TenantStore {
     await fsyncDir(dirname(dest));
     return dest;
   }
-}
-
-async function duBytes(dir: string): Promise<number> {
-  let total = 0;
-  let entries: import('node:fs').Dirent[];
-  try {
-    entries = await fsp.readdir(dir, { withFileTypes: true });
-  } catch {
-    return 0;
-  }
-  for (const e of entries) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) total += await duBytes(p);
-    else if (e.isFile()) {
-      try {
-        total += (await fsp.stat(p)).size;
-      } catch {
-        // vanished meanwhile
-      }
-    }
-  }
-  return total;
 }
 
 /**

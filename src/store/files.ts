@@ -79,3 +79,14 @@ export function unreconciledFiles(db: Db, tenant?: string): FileRow[] {
 export function markInterrupted(db: Db, before: string): number {
   return db.prepare("UPDATE files SET status = 'interrupted' WHERE status = 'received' AND received_at < ?").run(before).changes;
 }
+
+/**
+ * The same file (tenant, name, bytes) received again while an older record of it is still `received`: the older
+ * one was cut by a crash and is taken up by the new record, so it is `interrupted` at once (not a phantom
+ * in-flight file until the hour of markInterrupted has passed).
+ */
+export function supersedeCutOffRecords(db: Db, f: { id: number; tenant: string; name: string; sha256: string }): number {
+  return db
+    .prepare("UPDATE files SET status = 'interrupted' WHERE tenant = ? AND name = ? AND sha256 = ? AND status = 'received' AND id < ?")
+    .run(f.tenant, f.name, f.sha256, f.id).changes;
+}

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -292,6 +293,16 @@ describe('crash recovery bookkeeping', () => {
     await resumeUnfinished(app);
     expect(getFile(app.db, id)!.status).toBe('interrupted');
     expect(await resumeUnfinished(app)).toEqual([]); // no run for it: the file is received again from the inbox
+  });
+
+  it('a file received again after a crash marks its cut-off record interrupted at once', async () => {
+    const sha256 = createHash('sha256').update(GROUPS).digest('hex');
+    const cut = recordFile(app.db, { tenant: 'acme', name: 'groups.csv', type: 'groups', size: GROUPS.length, sha256, receivedAt: clock.toISOString() });
+    const other = recordFile(app.db, { tenant: 'acme', name: 'users.csv', type: 'users', size: 1, sha256: 'x', receivedAt: clock.toISOString() });
+    const again = await receiveFile(app, app.tenant('acme'), ws.file('groups.csv', GROUPS));
+    expect(again.status).toBe('accepted');
+    expect(getFile(app.db, cut)!.status).toBe('interrupted');
+    expect(getFile(app.db, other)!.status).toBe('received'); // another file: left to the hour rule
   });
 
   it('publishes a report the customer never got (a crash right after the apply)', async () => {

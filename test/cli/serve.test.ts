@@ -2,6 +2,7 @@
 // back over SFTP, /healthz, and a clean exit on SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateClientKeyPair } from '../../src/sftp/host-key.js';
@@ -136,6 +137,59 @@ describe('a tenant synced on a cron schedule', () => {
       expect(report).toMatch(/created 8/);
     } finally {
       expect(await stop(server)).toBe(0);
+      ws.cleanup();
+    }
+  }, 60_000);
+});
+
+describe('a port that is already taken', () => {
+  it.each(['SFTP', 'HTTP'])('%s: serve exits 1 with a one-line reason instead of running without a listener', async (what) => {
+    const ws = makeWorkspace();
+    const config = fs.readFileSync(ws.configPath, 'utf8') + 'sftp: { host: 127.0.0.1 }\nhttp: { host: 127.0.0.1 }\n';
+    fs.writeFileSync(ws.configPath, config);
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const flag = what === 'SFTP' ? '--sftp-port' : '--http-port';
+      const child = spawn(process.execPath, ['--import', TSX, CLI, '--config', ws.configPath, 'serve', flag, String(port)], {
+        cwd: ws.dir, env: { ...process.env, WT_SYNC_SFTP_PORT: '0', WT_SYNC_HTTP_PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let err = '';
+      child.stderr!.on('data', (d) => (err += d));
+      const code = await new Promise<number | null>((resolve) => {
+        const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        child.once('exit', (c) => {
+          clearTimeout(t);
+          resolve(c);
+        });
+      });
+      expect(code).toBe(1);
+      const lines = err.split('\n').filter((l) => l.startsWith('wt-sync:'));
+      expect(lines).toEqual([`wt-sync: cannot listen for ${what} on 127.0.0.1:${port}: the port is already in use (EADDRINUSE)`]);
+    } finally {
+      taken.close();
+      ws.cleanup();
+    }
+  }, 60_000);
+});
+
+describe('stopping with a settle window open', () => {
+  it('reconciles the files accepted before exit instead of leaving them to the next start', async () => {
+    const ws = makeWorkspace();
+    fs.cpSync(path.join(REPO, 'examples'), path.join(ws.dir, 'examples'), { recursive: true });
+    const server = await startServe(ws, ['--settle-seconds', '600']);
+    try {
+      const key = path.join(ws.dir, 'keys/tenants/demo/id_ed25519');
+      const put = await sftp(server.sftpPort, key, 'demo', ['put examples/*.csv'], ws.dir);
+      expect(put.code, put.stderr).toBe(0);
+      await waitFor(() => fs.readdirSync(path.join(ws.dir, 'data/tenants/demo/inbox')).length === 0, 15_000, 'the files to be received');
+      expect(reportsOf(ws, 'demo')).toEqual([]); // the settle window (10 minutes) is still open
+      expect(await stop(server)).toBe(0);
+      expect(reportsOf(ws, 'demo')).toHaveLength(1);
+      expect(JSON.parse(ws.cli(['directory', 'users', '--tenant', 'demo', '--json']).stdout)).toHaveLength(25);
+    } finally {
+      await stop(server);
       ws.cleanup();
     }
   }, 60_000);

@@ -32,7 +32,10 @@ export interface Fixture {
   stop(): Promise<void>;
 }
 
-export async function startFixture(limits?: SftpServerOptions['limits'], o: { extraKeys?: Record<string, string[]> } = {}): Promise<Fixture> {
+export async function startFixture(
+  limits?: SftpServerOptions['limits'],
+  o: { extraKeys?: Record<string, string[]>; failingTenants?: string[] } = {},
+): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'wt-sftp-'));
   const tenantsRoot = join(dir, 'tenants');
   const host = ensureHostKey(join(dir, 'keys'));
@@ -64,7 +67,12 @@ export async function startFixture(limits?: SftpServerOptions['limits'], o: { ex
     port: 0,
     hostKey: host.key,
     tenantsRoot,
-    access: { authorizedKeys: (t) => authorized[t] },
+    access: {
+      authorizedKeys: (t) => {
+        if (o.failingTenants?.includes(t)) throw new Error('EMFILE: too many open files, open config/tenants/' + t + '.yaml');
+        return authorized[t];
+      },
+    },
     onUploadComplete: (u) => completed.push(u),
     logger,
     limits,
