@@ -2,14 +2,9 @@
 //
 //   <tenantsRoot>/<id>/home/      jail root, shown as `/` (folders, `/reports/` written by the core)
 //   <tenantsRoot>/<id>/partial/   in-progress uploads, one file per tenant+path (see partialKey), not visible
-//   <tenantsRoot>/<id>/inbox/     completed uploads: inbox/<UTC stamp>-<seq>/<path relative to `/`>
-//
-// Every completed upload gets its own folder in the inbox, named so that folders sort in arrival order; inside
-// it the file keeps its exact name and sub-path (`sub/x.csv` → inbox/20250102T030405123Z-000007/sub/x.csv), so
-// file-name patterns keep matching and an unprocessed file is never overwritten.
-import type { Hash } from 'node:crypto';
+//   <tenantsRoot>/<id>/inbox/     completed uploads, handed over through intake/handover.ts (its layout is there)
 import { promises as fsp } from 'node:fs';
-import { dirname, join, relative, sep } from 'node:path';
+import { join } from 'node:path';
 import { tenantDirs } from '../config/tenant-dirs.js';
 import { partialKey } from './paths.js';
 import { TenantQuota, type QuotaLimits } from './quota.js';
@@ -30,25 +25,6 @@ export interface UploadState {
   size: number;
 }
 
-let inboxSeq = 0;
-
-function stamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace('.', '');
-}
-
-
-async function fsyncDir(path: string): Promise<void> {
-  let fh: fsp.FileHandle | undefined;
-  try {
-    fh = await fsp.open(path, 'r');
-    await fh.sync();
-  } catch {
-    // best effort: some filesystems refuse fsync on directories
-  } finally {
-    await fh?.close().catch(() => undefined);
-  }
-}
-
 export class TenantStore {
   readonly root: string;
   readonly home: string;
@@ -63,7 +39,7 @@ export class TenantStore {
   readonly quota: TenantQuota;
 
   constructor(
-    tenantsRoot: string,
+    readonly tenantsRoot: string,
     readonly tenantId: string,
     private readonly recentMs: number,
     quotaLimits: QuotaLimits,
@@ -120,44 +96,4 @@ export class TenantStore {
   forgetCompleted(rel: string): void {
     this.recent.delete(rel);
   }
-
-  /**
-   * Moves a finished partial file into the inbox atomically (the caller has fsynced it) and returns the
-   * inbox path. The destination folder is new, so nothing is ever overwritten.
-   */
-  async moveToInbox(partialPath: string, rel: string): Promise<string> {
-    const now = new Date();
-    inboxSeq = (inboxSeq + 1) % 1_000_000;
-    const folder = join(this.inbox, `${stamp(now)}-${String(inboxSeq).padStart(6, '0')}`);
-    const dest = join(folder, rel);
-    await fsp.mkdir(dirname(dest), { recursive: true, mode: 0o750 });
-    await fsp.rename(partialPath, dest);
-    await fsyncDir(dirname(dest));
-    return dest;
-  }
 }
-
-/**
- * For the core: once a processed file has left the inbox, removes the per-upload folders it leaves empty
- * (never the inbox itself).
- */
-export async function removeEmptyArrivalFolders(inboxRoot: string, inboxPath: string): Promise<void> {
-  let dir = dirname(inboxPath);
-  const root = inboxRoot.replace(/[/\\]+$/, '');
-  while (dir !== root && !relative(root, dir).startsWith('..') && relative(root, dir) !== '') {
-    try {
-      await fsp.rmdir(dir);
-    } catch {
-      break;
-    }
-    dir = dirname(dir);
-  }
-}
-
-/** For the core: the path of an inbox file relative to its per-upload folder (`sub/x.csv`). */
-export function inboxRelativeName(inboxRoot: string, inboxPath: string): string {
-  const parts = relative(inboxRoot, inboxPath).split(sep);
-  return (parts.length > 1 && /^\d{8}T\d{9}Z-\d{6}$/.test(parts[0]) ? parts.slice(1) : parts).join('/');
-}
-
-export type { Hash };

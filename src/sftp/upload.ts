@@ -1,9 +1,9 @@
-// Completing an upload: fsync, sha256 (from the bytes hashed in flight when they arrived in order), the atomic
-// move into the tenant's inbox, and the hand-over to the pipeline.
+// Completing an upload: fsync, sha256 (from the bytes hashed in flight when they arrived in order), and the
+// hand-over to intake (intake/handover.ts: the atomic move into the tenant's inbox, the sha256 carried along).
 import type { Hash } from 'node:crypto';
 import fs, { constants as FS, promises as fsp } from 'node:fs';
 import type { Logger } from 'pino';
-import { sha256File } from '../intake/sha256.js';
+import { deliver } from '../intake/handover.js';
 import { toVirtual } from './paths.js';
 import type { CompletedUpload } from './server.js';
 import { toSec } from './status.js';
@@ -46,8 +46,10 @@ export async function completeUpload(
       await fh.close();
     }
   }
-  const sha256 = c.hash && c.hashedUpTo === size ? c.hash.digest('hex') : await sha256File(c.partialPath);
-  const inboxPath = await tenant.moveToInbox(c.partialPath, c.name);
+  // Out-of-order or rewritten bytes were not hashed in flight: the hand-over hashes the file then, once.
+  const { inboxPath, sha256 } = await deliver(tenant.tenantsRoot, tenant.tenantId, c.partialPath, c.name, {
+    sha256: c.hash && c.hashedUpTo === size ? c.hash.digest('hex') : undefined, fsynced: true,
+  });
   tenant.uploads.delete(c.fromRel);
   tenant.rememberCompleted(c.name, { size, mtime: toSec(Date.now()) });
   const durationMs = Date.now() - c.startedAt;

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { BanList, findAuthorizedKey, parseAuthorizedKey } from '../../src/sftp/auth.js';
 import { ensureHostKey, fingerprintOfKey, generateClientKeyPair, generateEd25519 } from '../../src/sftp/host-key.js';
 import { isInReports, isTemporaryName, normalizeVirtualPath, PathError, partialKey, relFromPartialKey } from '../../src/sftp/paths.js';
-import { inboxRelativeName } from '../../src/sftp/tenant-store.js';
+import { inboxRelativeName } from '../../src/intake/handover.js';
 import { longname } from '../../src/sftp/session.js';
 import { run } from './helpers.js';
 
