@@ -2,11 +2,9 @@
 import path from 'node:path';
 import type { TenantConfig } from '../config/schema.js';
 import { FILE_TYPES, type FileType } from '../model.js';
+import { globToRegExp } from '../config/patterns.js';
 
-export function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${body}$`, 'i');
-}
+export { globToRegExp };
 
 export type TypeMatch = { type: FileType } | { type: null; reason: string };
 

@@ -13,6 +13,7 @@ import { ApiClient, header, type HttpResponse } from './api/http.js';
 import { compilePath } from './api/json-path.js';
 import { RecordRenderer } from './api/render.js';
 import { AUTH_HEADERS, Redactor } from './redact.js';
+import { makeResolver } from './resolve.js';
 import { FetchError, type FetchContext, type FetchedFile, type FetchResult, type Source } from './source.js';
 
 export interface ArchivedPage {
@@ -23,18 +24,6 @@ export interface ArchivedPage {
   headers: Record<string, string>;
   waitMs: number;
   body: string;
-}
-
-/** Resolves `${env:NAME}` (from the environment only; every value found counts as a secret) and `${tenant}`. */
-export function makeResolver(tenant: TenantConfig, env: NodeJS.ProcessEnv, redactor: Redactor): (s: string) => string {
-  return (s) => s.replace(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}|\$\{tenant\}/g, (m, name: string | undefined) => {
-    if (name === undefined) return tenant.id;
-    const v = env[name];
-    if (v === undefined || v === '') throw new FetchError(`the environment variable ${name} is not set (tenant ${tenant.id}, ${m})`, undefined, `set ${name} in the service's environment`);
-    redactor.add(v);
-    redactor.add(encodeURIComponent(v));
-    return v;
-  });
 }
 
 function resolveDeep(v: unknown, resolve: (s: string) => string): unknown {
