@@ -51,6 +51,9 @@ class Connection {
       });
       client.connect(options);
     });
+    // Later connection errors surface through the transfer that is running (its stream fails or the client
+    // closes); without a listener they would be thrown at the process.
+    client.on('error', () => undefined);
     const sftp = await new Promise<SFTPWrapper>((resolve, reject) => client.sftp((err, s) => (err ? reject(err) : resolve(s))));
     return new Connection(client, sftp);
   }

@@ -386,6 +386,18 @@ describe('snapshots from a fetch', () => {
     expect(second.report?.counts.created ?? 0).toBe(0);
   });
 
+  it('archived fetches are kept archiveDays, like uploaded files', async () => {
+    server.handler = () => ({ body: { data: PEOPLE } });
+    ws.writeTenant('acme', apiTenant({ request: { url: `${server.base}/people` } }));
+    const old = path.join(ws.dir, 'data/tenants/acme/fetches/20000101T000000000Z-aaaaaa');
+    fs.mkdirSync(old, { recursive: true });
+    fs.writeFileSync(path.join(old, 'fetch.json'), '{}');
+    const app = ws.app();
+    const { outcome } = await pullNow(app, app.tenant('acme'), {});
+    expect(fs.existsSync(old)).toBe(false);
+    expect(fs.readdirSync(path.join(ws.dir, 'data/tenants/acme/fetches'))).toEqual([outcome.record.fetchId]);
+  });
+
   it('check --replay re-validates an archived fetch offline; pull --dry-run changes nothing', async () => {
     server.handler = () => ({ body: { data: PEOPLE } });
     ws.writeTenant('acme', apiTenant({ request: { url: `${server.base}/people` } }));

@@ -116,6 +116,13 @@ describe('sftp-pull from OpenSSH sshd', () => {
     expect(r.stderr).toContain(`${path.join(ws.dir, 'config/tenants/acme.yaml')}: source.hostKeySha256: is required: pin the server's host key`);
   });
 
+  it('afterPull: move without moveTo is a configuration error', () => {
+    ws.writeTenant('acme', pullTenant({ afterPull: 'move' }));
+    const r = ws.cli(['status', '--tenant', 'acme']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('source.moveTo: is required with afterPull: move');
+  });
+
   it('a transfer cut mid-way is never ingested, and the next pull fetches the file whole', async () => {
     // A users file large enough that the cut lands inside its transfer.
     const big = fs.readFileSync(path.join(REPO, 'examples/wt_users.csv'), 'utf8');
