@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { ApiObjectConfig, ApiSourceConfig } from '../config/source-schema.js';
 import { apiFileName } from '../config/source-schema.js';
 import type { TenantConfig } from '../config/schema.js';
@@ -51,7 +52,7 @@ export interface ApiFetchStats {
   pages: number;
   records: number;
   requests: number;
-  /** Time spent waiting on responses (ms). */
+  /** Time the fetch was blocked waiting on responses (ms); the next page is fetched while one is rendered. */
   networkMs: number;
 }
 
@@ -103,14 +104,21 @@ export class ApiSource implements Source {
     const body = obj.request.body === undefined ? undefined : JSON.stringify(resolveDeep(obj.request.body, resolve));
     if (body !== undefined) headers['content-type'] ??= 'application/json';
     const query = Object.fromEntries(Object.entries(obj.request.query).map(([k, v]) => [k, resolve(v)]));
-    let url: string | undefined = pager.firstUrl(baseUrl, query);
-    while (url !== undefined) {
-      const page = pager.pageNo + 1;
-      const where = `${type} page ${page} (${obj.request.method} ${url})`;
-      const res = await client.send({ method: obj.request.method, url, headers, body }, where);
-      this.stats.networkMs += res.waitMs;
+    const url: string | undefined = pager.firstUrl(baseUrl, query);
+    // The next page is requested as soon as its URL is known, and fetched while this page is rendered.
+    const request = (u: string, page: number) => {
+      const where = `${type} page ${page} (${obj.request.method} ${u})`;
+      const p = client.send({ method: obj.request.method, url: u, headers, body }, where).then((res) => ({ res, where, url: u, page }));
+      p.catch(() => undefined); // awaited below; a fetch that fails before then must not leave an unhandled rejection
+      return p;
+    };
+    let pending = url === undefined ? undefined : request(url, 1);
+    while (pending !== undefined) {
+      const waitStart = performance.now();
+      const { res, where, url: pageUrl, page } = await pending;
+      this.stats.networkMs += performance.now() - waitStart;
       this.stats.pages++;
-      if (ctx.archiveDir) archivePage(ctx.archiveDir, { type, page, request: { method: obj.request.method, url: redactor.redact(url) }, status: res.status, headers: safeHeaders(res, redactor), waitMs: res.waitMs, body: redactor.redact(res.body) });
+      if (ctx.archiveDir) archivePage(ctx.archiveDir, { type, page, request: { method: obj.request.method, url: redactor.redact(pageUrl) }, status: res.status, headers: safeHeaders(res, redactor), waitMs: res.waitMs, body: redactor.redact(res.body) });
       let json: unknown;
       try {
         json = JSON.parse(res.body);
@@ -118,9 +126,10 @@ export class ApiSource implements Source {
         throw new FetchError(`${type}: page ${page} is not valid JSON (${(err as Error).message})`, redactor.redact(where), 'the API answered something else than JSON (an error page?); see the archived response');
       }
       const records = renderer.recordsOf(json, redactor.redact(where));
+      const next = pager.next(json, records, res, renderer.records + records.length, redactor.redact(where));
+      pending = next === undefined ? undefined : request(next, page + 1);
       renderer.addRecords(records, json);
       this.stats.records += records.length;
-      url = pager.next(json, records, res, renderer.records, redactor.redact(where));
     }
     const sha256 = renderer.finish(`${type} (${renderer.records} records in ${pager.pageNo} pages)`);
     const size = fs.statSync(renderer.file).size;
