@@ -93,6 +93,31 @@ describe('the four example configs', () => {
     expect(archived).toEqual(expect.arrayContaining(['fetch.json', 'users-00001.json', 'users-00003.json', 'groups-00002.json']));
   });
 
+  it('Personio-like: a token that expires while a page is being retried is refreshed inside the retry loop', async () => {
+    let failures = 0;
+    const inner = personio({ expiresIn: 0.5 });
+    server.handler = (req) => {
+      // Page 2 answers 503 with Retry-After 1 s twice: the 0.5 s token expires meanwhile.
+      if (req.url.pathname === '/v2/persons' && req.url.searchParams.get('cursor') === 'c2' && failures < 2) {
+        failures++;
+        return { status: 503, headers: { 'retry-after': '1' } };
+      }
+      return inner(req);
+    };
+    const tenant = exampleTenant('personio', server.base);
+    delete (tenant.source as { objects: Record<string, unknown> }).objects.groups;
+    (tenant.source as { auth: { refreshBeforeSeconds?: number } }).auth.refreshBeforeSeconds = 0.1;
+    ws.writeTenant('acme', tenant);
+    const app = ws.app();
+    const issuedBefore = ISSUED_TOKENS.length;
+    const { outcome } = await pullNow(app, app.tenant('acme'), SECRETS);
+    expect(outcome.record.status, outcome.record.error).toBe('ok');
+    expect(failures).toBe(2);
+    expect(ISSUED_TOKENS.length - issuedBefore).toBeGreaterThanOrEqual(2);
+    // Every data request carried a token that was valid when it was sent (none refused with 401).
+    expect(server.requests.filter((r) => r.url.pathname === '/v2/persons').length).toBe(5);
+  }, 20_000);
+
   it('Personio-like: a token without expires_in is not treated as expired (one token for the whole fetch)', async () => {
     server.handler = personio({ expiresIn: null });
     ws.writeTenant('acme', exampleTenant('personio', server.base));

@@ -77,7 +77,8 @@ export class ApiClient {
           continue;
         }
         if (res.status === 429) throw new RetryableError(`HTTP 429 Too Many Requests`, retryAfterMs(header(res.headers, 'retry-after'), Date.now()) ?? undefined);
-        if (res.status >= 500) throw new RetryableError(`HTTP ${res.status}`);
+        // A 503 may say when to come back too.
+        if (res.status >= 500) throw new RetryableError(`HTTP ${res.status}`, retryAfterMs(header(res.headers, 'retry-after'), Date.now()));
         if (res.status < 200 || res.status >= 300) {
           throw new FetchError(`HTTP ${res.status} from ${this.redactor.redact(where)}: ${this.redactor.redact(res.body.slice(0, 300))}`, this.redactor.redact(where),
             res.status === 401 || res.status === 403 ? 'the credentials were refused: check the secret in the environment and the API user\'s access' : 'check the request configuration (URL, query, body)');
