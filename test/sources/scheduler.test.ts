@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadTenants } from '../../src/config/load.js';
 import type { Delivery } from '../../src/intake/handover.js';
 import { Inbox } from '../../src/intake/inbox.js';
-import { nextScheduledRun, SourceScheduler } from '../../src/sources/scheduler.js';
+import { cronLogger, nextScheduledRun, SourceScheduler } from '../../src/sources/scheduler.js';
 import { startApiServer, type ApiServer } from './api-server.js';
 import { listDirectoryUsers } from './directory.js';
 import { sourceWorkspace, type SourceWorkspace } from './helpers.js';
@@ -80,5 +80,17 @@ describe('source scheduler', () => {
     expect([0, 23]).toContain(next.getUTCHours());
     expect(next.getUTCMinutes()).toBe(0);
     expect((await nextScheduledRun(tokyo))!.getUTCHours()).toBe(16);
+  });
+
+  it("node-cron's own messages go to pino", () => {
+    const app = ws.app();
+    const log = cronLogger(app.logger);
+    log.warn('missed execution at 01:00');
+    log.error(new Error('task failed'));
+    const lines = ws.logs.map((l) => JSON.parse(l) as { component?: string; msg: string; level: number });
+    expect(lines).toEqual(expect.arrayContaining([
+      expect.objectContaining({ component: 'node-cron', msg: 'missed execution at 01:00', level: 40 }),
+      expect.objectContaining({ component: 'node-cron', msg: 'task failed', level: 50 }),
+    ]));
   });
 });
