@@ -66,12 +66,20 @@ export class Mailer {
     });
   }
 
+  /** Per tenant, mails leave in the order they were queued (a retry holds back only that tenant's later mails). */
+  private readonly chains = new Map<string, Promise<void>>();
+
   /** Queues a mail; returns at once. */
   send(mail: Mail): void {
     if (this.closed || mail.to.length === 0) return;
-    const p = this.deliver(mail).catch(() => undefined);
+    const key = String(mail.about.tenant ?? '');
+    const p = (this.chains.get(key) ?? Promise.resolve()).then(() => this.deliver(mail)).catch(() => undefined);
+    this.chains.set(key, p);
     this.inFlight.add(p);
-    void p.finally(() => this.inFlight.delete(p));
+    void p.finally(() => {
+      this.inFlight.delete(p);
+      if (this.chains.get(key) === p) this.chains.delete(key);
+    });
   }
 
   private async deliver(mail: Mail): Promise<void> {
