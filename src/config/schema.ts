@@ -148,7 +148,7 @@ export const serviceSchema = z.strictObject({
     host: z.string().min(1).optional(),
     port: z.number().int().min(1).max(65535).default(587),
     /** true: TLS from the first byte (port 465); false: STARTTLS when the server offers it. */
-    secure: z.boolean().default(false),
+    secure: z.boolean().optional(),
     /** Refuse to send unless the connection is encrypted (STARTTLS required). */
     requireTls: z.boolean().default(false),
     user: z.string().optional(),
