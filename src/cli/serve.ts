@@ -69,6 +69,11 @@ async function serve(o: ServeOptions): Promise<void> {
     return knownTenants;
   };
   const tenantIds = () => knownTenants.map((t) => t.id);
+  // A tenant added since the last reading logs in at once: read the files again before counting it.
+  const known = (id: string) => {
+    if (!knownTenants.some((t) => t.id === id)) currentTenants();
+    return id;
+  };
   const tenantRefresh = setInterval(currentTenants, 10_000);
   tenantRefresh.unref();
   const mail = mailSettings(service);
@@ -90,11 +95,11 @@ async function serve(o: ServeOptions): Promise<void> {
     // Read at each login, so a key added to a tenant file works without a restart.
     access: { authorizedKeys: (id) => (fs.existsSync(tenantFile(paths.tenantsDir, id)) ? loadTenant(paths.tenantsDir, id).keys : undefined) },
     onUploadComplete: (upload) => {
-      metrics.upload(upload.tenantId, upload.size);
+      metrics.upload(known(upload.tenantId), upload.size);
       inbox.fileArrived(upload.inboxPath);
     },
     logger: app.logger,
-    events: { login: (t) => metrics.login(t), authFailure: () => metrics.authFailure(), ban: () => metrics.ban() },
+    events: { login: (t) => metrics.login(known(t)), authFailure: () => metrics.authFailure(), ban: () => metrics.ban() },
     limits: {
       maxFileBytes: service.sftp.maxFileBytes,
       tenantQuotaBytes: service.sftp.tenantQuotaBytes ?? Infinity,
