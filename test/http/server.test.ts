@@ -152,6 +152,9 @@ describe('the JSON API', () => {
     const held = await (await get('/api/v1/tenants/acme/runs/held')).json();
     expect(held).toEqual([expect.objectContaining({ id: heldRunId, status: 'held' })]);
     expect(await (await get(`/api/v1/tenants/acme/runs/${heldRunId}`)).json()).toMatchObject({ id: heldRunId, tenant: 'acme', status: 'held' });
+    const metrics = await (await get('/metrics', null)).text();
+    expect(metrics).toMatch(/^wt_sync_held_removals\{tenant="acme"\} 5$/m);
+    expect(metrics).toMatch(/^wt_sync_runs\{tenant="acme",status="held"\} 1$/m);
   });
 
   it("serves a run's report as JSON and as text", async () => {
