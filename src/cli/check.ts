@@ -12,7 +12,7 @@ import { parseFile } from '../parse/parse-file.js';
 import type { DesiredSnapshot } from '../plan/types.js';
 import { buildReport, type ReportFile } from '../report/report.js';
 import { loadDesired } from '../store/snapshots.js';
-import { EXIT, printReport, requireFiles, requireTenant, withApp, type GlobalOptions } from './common.js';
+import { EXIT, parseFileType, printReport, requireFiles, requireTenant, withApp, type GlobalOptions } from './common.js';
 
 export function register(program: Command): void {
   program
@@ -20,18 +20,20 @@ export function register(program: Command): void {
     .description('validate files offline and print the report and the plan against the current directory; changes nothing')
     .requiredOption('--tenant <id>', 'tenant id')
     .argument('<files...>', 'CSV files')
+    .option('--type <type>', 'read every file as users, groups or segments, whatever its name')
     .option('--json', 'print the report as JSON')
-    .action(async (files: string[], opts: GlobalOptions & { tenant: string }, cmd: Command) => {
-      const o = { ...cmd.optsWithGlobals(), ...opts } as GlobalOptions & { tenant: string };
+    .action(async (files: string[], opts: GlobalOptions & { tenant: string; type?: string }, cmd: Command) => {
+      const o = { ...cmd.optsWithGlobals(), ...opts } as GlobalOptions & { tenant: string; type?: string };
       process.exitCode = await withApp(o, async (app) => {
         const tenant = requireTenant(app, o.tenant);
+        const type = parseFileType(tenant, o.type);
         requireFiles(files);
         const desired = loadDesired(app.db, tenant.id);
         const reportFiles: ReportFile[] = [];
         const problems: Problem[] = [];
         for (const [i, file] of files.entries()) {
           const name = path.basename(file);
-          const match = fileTypeOf(tenant, name);
+          const match = type ? { type } : fileTypeOf(tenant, name);
           const entry: ReportFile = { id: -(i + 1), name, type: match.type, sha256: await sha256File(file), size: fs.statSync(file).size, status: 'rejected', dataRows: null, validRows: null };
           reportFiles.push(entry);
           if (match.type === null) {

@@ -3,6 +3,9 @@ import type { Command } from 'commander';
 import { loadTenants } from '../config/load.js';
 import { listFiles } from '../store/files.js';
 import { listRuns } from '../store/runs.js';
+import { NotifyState } from '../notify/state.js';
+import { stalenessOf } from '../notify/staleness.js';
+import { lastFileTimes } from '../store/stats.js';
 import { print, requireTenant, table, withApp, type GlobalOptions } from './common.js';
 
 export function register(program: Command): void {
@@ -15,6 +18,8 @@ export function register(program: Command): void {
       const o = { ...cmd.optsWithGlobals(), ...opts } as GlobalOptions & { tenant?: string };
       await withApp(o, async (app) => {
         const tenants = o.tenant ? [requireTenant(app, o.tenant)] : loadTenants(app.config.paths.tenantsDir);
+        const lastFiles = lastFileTimes(app.db);
+        const watched = NotifyState.watchedSince(app.config.paths.dataDir);
         const data = tenants.map((t) => {
           const runs = listRuns(app.db, t.id, 10);
           return {
@@ -23,11 +28,13 @@ export function register(program: Command): void {
             files: listFiles(app.db, t.id, 10).map(({ problems, ...f }) => ({ ...f, problems: problems.length })),
             runs,
             heldRuns: runs.filter((r) => r.status === 'held').map((r) => r.id),
+            staleness: stalenessOf(t, lastFiles.get(t.id) ?? null, watched.get(t.id) ?? null, app.now()),
           };
         });
         print(o, data, () =>
           data.map((t) => [
             `tenant ${t.tenant} (${t.name})`,
+            ...(t.staleness?.stale ? [`  STALE: no file for more than ${t.staleness.everyHours} hours (${t.staleness.lastFileAt ? `last file ${t.staleness.lastFileAt}` : 'no file yet'})`] : []),
             t.heldRuns.length ? `  HELD: run ${t.heldRuns.join(', ')} waits for approval: wt-sync approve --tenant ${t.tenant} ${t.heldRuns[0]}` : '  nothing held',
             '  files:', indent(t.files.length ? table(t.files, ['id', 'name', 'type', 'status', 'validRows', 'dataRows', 'receivedAt', 'runId']) : '(none)\n'),
             '  runs:', indent(t.runs.length ? table(t.runs.map((r) => ({ ...r, trigger: r.trigger.kind })), ['id', 'status', 'trigger', 'createdAt', 'finishedAt']) : '(none)\n'),

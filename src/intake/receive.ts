@@ -34,6 +34,8 @@ export interface ReceiveOptions {
   /** Name shown in reports; defaults to the base name of the path. */
   name?: string;
   onProgress?: (bytesRead: number, size: number) => void;
+  /** The file's type when its name matches no pattern (`ingest --type`); the name's pattern is not consulted. */
+  type?: FileType;
 }
 
 export async function receiveFile(app: App, tenant: TenantConfig, file: string, opts: ReceiveOptions = {}): Promise<ReceivedFile> {
@@ -41,7 +43,7 @@ export async function receiveFile(app: App, tenant: TenantConfig, file: string, 
   const now = app.now().toISOString();
   const size = fs.statSync(file).size;
   const sha256 = await sha256File(file);
-  const match = fileTypeOf(tenant, name);
+  const match = opts.type ? { type: opts.type } : fileTypeOf(tenant, name);
   const type: FileType | null = match.type;
   const base = { name, type, sha256, size };
 
