@@ -29,7 +29,10 @@ export interface OpenOptions {
 }
 
 /** Secrets never reach the logs, whatever a caller passes in. */
-export const LOG_REDACT = ['*.privateKey', '*.password', '*.token', '*.secret', 'headers.authorization', '*.passphrase'];
+export const LOG_REDACT = [
+  ...['privateKey', 'password', 'pass', 'token', 'apiToken', 'secret', 'passphrase', 'authorization'].flatMap((k) => [k, `*.${k}`]),
+  'headers.authorization', 'req.headers.authorization', '*.headers.authorization', '*.auth.pass', '*.auth.user', 'smtp.password',
+];
 
 export function createLogger(level: string, destination = 2): Logger {
   // Synchronous writes: a log line written before a crash is never lost in a buffer.

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { dryRunPlan } from '../apply/run.js';
 import { fileTypeOf } from '../intake/file-type.js';
 import { sha256File } from '../intake/sha256.js';
-import type { Problem } from '../model.js';
+import type { FileType, Problem } from '../model.js';
 import { MemorySink } from '../parse/memory-sink.js';
 import { parseFile } from '../parse/parse-file.js';
 import type { DesiredSnapshot } from '../plan/types.js';
@@ -19,7 +19,7 @@ import type { Report } from '../report/report.js';
 import { replayArchive } from '../sources/api.js';
 import { fetchArchive } from '../sources/run-fetch.js';
 import { FetchError } from '../sources/source.js';
-import { EXIT, printReport, requireFiles, requireTenant, UsageError, withApp, type GlobalOptions } from './common.js';
+import { EXIT, parseFileType, printReport, requireFiles, requireTenant, UsageError, withApp, type GlobalOptions } from './common.js';
 
 export function register(program: Command): void {
   program
@@ -27,19 +27,21 @@ export function register(program: Command): void {
     .description('validate files offline and print the report and the plan against the current directory; changes nothing')
     .requiredOption('--tenant <id>', 'tenant id')
     .argument('[files...]', 'CSV files')
+    .option('--type <type>', 'read every file as users, groups or segments, whatever its name')
     .option('--replay <fetch>', "re-validate an archived fetch of the tenant's api source (its fetch id, see `wt-sync status`) instead of files")
     .option('--json', 'print the report as JSON')
-    .action(async (files: string[], opts: GlobalOptions & { tenant: string; replay?: string }, cmd: Command) => {
-      const o = { ...cmd.optsWithGlobals(), ...opts } as GlobalOptions & { tenant: string; replay?: string };
+    .action(async (files: string[], opts: GlobalOptions & { tenant: string; replay?: string; type?: string }, cmd: Command) => {
+      const o = { ...cmd.optsWithGlobals(), ...opts } as GlobalOptions & { tenant: string; replay?: string; type?: string };
       process.exitCode = await withApp(o, async (app) => {
         const tenant = requireTenant(app, o.tenant);
         if (o.replay !== undefined) {
           if (files.length > 0) throw new UsageError('give either files or --replay FETCH, not both');
           return replay(app, tenant, o.replay, o);
         }
+        const type = parseFileType(tenant, o.type);
         if (files.length === 0) throw new UsageError('missing files to check (or --replay FETCH)');
         requireFiles(files);
-        const report = await checkFiles(app, tenant, files.map((file) => ({ path: file, name: path.basename(file) })));
+        const report = await checkFiles(app, tenant, files.map((file) => ({ path: file, name: path.basename(file), type })));
         printReport(o, report);
         return report.files.some((f) => f.status === 'rejected') ? EXIT.failed : EXIT.ok;
       });
@@ -51,6 +53,8 @@ export interface CheckInput {
   path: string;
   name: string;
   recordNumbers?: boolean;
+  /** Read as this type whatever the name (`--type`). */
+  type?: FileType;
 }
 
 /** Validates files and plans them against the current directory, in memory: records and changes nothing. */
@@ -60,7 +64,7 @@ export async function checkFiles(app: App, tenant: TenantConfig, files: CheckInp
   const problems: Problem[] = [...extraProblems];
   for (const [i, file] of files.entries()) {
     const name = file.name;
-    const match = fileTypeOf(tenant, name);
+    const match = file.type ? { type: file.type } : fileTypeOf(tenant, name);
     const entry: ReportFile = { id: -(i + 1), name, type: match.type, sha256: await sha256File(file.path), size: fs.statSync(file.path).size, status: 'rejected', dataRows: null, validRows: null };
     reportFiles.push(entry);
     if (match.type === null) {

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { openApp, type App } from '../app.js';
 import { ConfigError, tenantFile } from '../config/load.js';
 import type { TenantConfig } from '../config/schema.js';
+import { FILE_TYPES, type FileType } from '../model.js';
 import type { Report } from '../report/report.js';
 import { reportJson, reportLines, writeChunked } from '../report/text.js';
 
@@ -81,4 +82,13 @@ export function table(rows: object[], columns: string[]): string {
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(get(r, c)).length)));
   const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd();
   return [line(columns), ...rows.map((r) => line(columns.map((c) => cell(get(r, c)))))].join('\n') + '\n';
+}
+
+/** `--type users|groups|segments`: the type of files whose names match no pattern; the tenant must map that type. */
+export function parseFileType(tenant: TenantConfig, value: string | undefined): FileType | undefined {
+  if (value === undefined) return undefined;
+  if (!(FILE_TYPES as readonly string[]).includes(value)) throw new UsageError(`--type must be one of ${FILE_TYPES.join(', ')}, got "${value}"`);
+  const type = value as FileType;
+  if (!tenant.files[type]) throw new UsageError(`tenant ${tenant.id} has no ${type} file configured (files.${type} in its tenant file), so --type ${type} cannot be read`);
+  return type;
 }

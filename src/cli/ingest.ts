@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { reconcile, resumeUnfinished } from '../apply/run.js';
 import { receiveFile, type ReceivedFile } from '../intake/receive.js';
 import { describeProblem } from '../report/text.js';
-import { EXIT, print, printReport, requireFiles, requireTenant, withApp, type GlobalOptions } from './common.js';
+import { EXIT, parseFileType, print, printReport, requireFiles, requireTenant, withApp, type GlobalOptions } from './common.js';
 
 export function register(program: Command): void {
   program
@@ -11,16 +11,18 @@ export function register(program: Command): void {
     .description('ingest files as if uploaded over SFTP, then reconcile the tenant and print the report')
     .requiredOption('--tenant <id>', 'tenant id')
     .argument('<files...>', 'CSV files')
+    .option('--type <type>', 'read every file as users, groups or segments, whatever its name')
     .option('--json', 'print the report as JSON')
-    .action(async (files: string[], opts: GlobalOptions & { tenant: string }, cmd: Command) => {
-      const o = { ...cmd.optsWithGlobals(), ...opts } as GlobalOptions & { tenant: string };
+    .action(async (files: string[], opts: GlobalOptions & { tenant: string; type?: string }, cmd: Command) => {
+      const o = { ...cmd.optsWithGlobals(), ...opts } as GlobalOptions & { tenant: string; type?: string };
       process.exitCode = await withApp(o, async (app) => {
         const tenant = requireTenant(app, o.tenant);
+        const type = parseFileType(tenant, o.type);
         requireFiles(files);
         // Work a crash left unfinished comes first, so runs apply in arrival order.
         await resumeUnfinished(app, new Set([tenant.id]));
         const received: ReceivedFile[] = [];
-        for (const file of files) received.push(await receiveFile(app, tenant, file, { onProgress: progressLine(file) }));
+        for (const file of files) received.push(await receiveFile(app, tenant, file, { onProgress: progressLine(file), type }));
         const report = await reconcile(app, tenant, { kind: 'ingest', fileIds: received.map((f) => f.id) });
         if (!report) {
           print(o, { files: received, report: null }, () => received.map((f) => `${f.name}: ${f.status}\n${f.problems.map((p) => `  ${describeProblem(p)}\n`).join('')}`).join(''));

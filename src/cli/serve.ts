@@ -5,7 +5,13 @@ import path from 'node:path';
 import { openApp, type App } from '../app.js';
 import { loadTenant, loadTenants, tenantFile, writeTenant } from '../config/load.js';
 import { DEFAULT_PATTERNS, SEED_COLUMNS, SEED_HEADERS } from '../config/tenant-template.js';
+import { ServiceMetrics } from '../http/metrics.js';
 import { startHttpServer } from '../http/server.js';
+import { Mailer, mailSettings } from '../notify/mailer.js';
+import { Notifier } from '../notify/notifier.js';
+import type { TenantConfig } from '../config/schema.js';
+import { serviceVersion } from '../http/version.js';
+import { databaseProblem } from '../store/health.js';
 import { Inbox } from '../intake/inbox.js';
 import { SourceScheduler } from '../sources/scheduler.js';
 import { FILE_TYPES } from '../model.js';
@@ -53,6 +59,31 @@ async function serve(o: ServeOptions): Promise<void> {
   const httpHost = process.env.WT_SYNC_HTTP_HOST || service.http.host;
   const tenants = loadTenants(paths.tenantsDir);
 
+  // The tenants as last read without error: metrics labels, mails and the API use them between readings.
+  let knownTenants: TenantConfig[] = tenants;
+  const currentTenants = (): TenantConfig[] => {
+    try {
+      knownTenants = loadTenants(paths.tenantsDir);
+    } catch (err) {
+      app.logger.warn({ err: (err as Error).message }, 'tenant files could not be read; using the last good reading');
+    }
+    return knownTenants;
+  };
+  const tenantIds = () => knownTenants.map((t) => t.id);
+  // A tenant added since the last reading logs in at once: read the files again before counting it.
+  const known = (id: string) => {
+    if (!knownTenants.some((t) => t.id === id)) currentTenants();
+    return id;
+  };
+  const tenantRefresh = setInterval(currentTenants, 10_000);
+  tenantRefresh.unref();
+  const mail = mailSettings(service);
+  const mailer = mail ? new Mailer(mail, app.logger) : null;
+  let notifier: Notifier | undefined;
+  const metrics = new ServiceMetrics({ db: app.db, tenantIds, staleTenants: () => notifier?.staleTenants() ?? new Set(), now: app.now });
+  notifier = new Notifier(app, { mailer, metrics, tenants: () => knownTenants });
+  const running = { watcher: false, sftp: false };
+
   const inbox = new Inbox(app, () => loadTenants(paths.tenantsDir), { archiveDays: service.archiveDays, settleSecondsOverride: settle });
   await inbox.start();
   // Pulling sources (api, sftp-pull) fetch on their schedules and hand their files to the inbox like uploads.
@@ -70,6 +101,8 @@ async function serve(o: ServeOptions): Promise<void> {
     app.close();
     process.exit(1);
   };
+  running.watcher = true;
+  notifier.start();
   const sftp = await startSftpServer({
     host: service.sftp.host,
     port: sftpPort,
@@ -77,8 +110,12 @@ async function serve(o: ServeOptions): Promise<void> {
     tenantsRoot: paths.tenantsRoot,
     // Read at each login, so a key added to a tenant file works without a restart.
     access: { authorizedKeys: (id) => (fs.existsSync(tenantFile(paths.tenantsDir, id)) ? loadTenant(paths.tenantsDir, id).keys : undefined) },
-    onUploadComplete: (upload) => inbox.fileArrived(upload.inboxPath, { sha256: upload.sha256, size: upload.size }),
+    onUploadComplete: (upload) => {
+      metrics.upload(known(upload.tenantId), upload.size);
+      inbox.fileArrived(upload.inboxPath, { sha256: upload.sha256, size: upload.size });
+    },
     logger: app.logger,
+    events: { login: (t) => metrics.login(known(t)), authFailure: () => metrics.authFailure(), ban: () => metrics.ban() },
     limits: {
       maxFileBytes: service.sftp.maxFileBytes,
       tenantQuotaBytes: service.sftp.tenantQuotaBytes ?? Infinity,
@@ -90,15 +127,28 @@ async function serve(o: ServeOptions): Promise<void> {
       ban: { maxFailures: service.sftp.ban.maxFailures, windowMs: service.sftp.ban.windowMinutes * 60_000, banMs: service.sftp.ban.banMinutes * 60_000 },
     },
   }).catch((err) => cannotListen('SFTP', service.sftp.host, sftpPort, err, []));
-  const http = await startHttpServer(httpHost, httpPort, { problem: () => (app.db.open ? null : 'database closed') }).catch((err) =>
-    cannotListen('HTTP', httpHost, httpPort, err, [{ close: () => sftp.close(0) }]),
-  );
+  running.sftp = true;
+  const apiToken = process.env.WT_SYNC_API_TOKEN || undefined;
+  const http = await startHttpServer({
+    host: httpHost,
+    port: httpPort,
+    logger: app.logger,
+    metrics,
+    readiness: [
+      { name: 'database', problem: () => databaseProblem(app.db, paths.database) },
+      { name: 'sftp', problem: () => (running.sftp ? null : 'the SFTP server is not listening') },
+      { name: 'watcher', problem: () => (running.watcher ? null : 'the inbox watcher is not running') },
+    ],
+    api: { app, token: apiToken, tenants: currentTenants, staleness: (t) => notifier!.staleness(t), version: serviceVersion() },
+  }).catch((err) => cannotListen('HTTP', httpHost, httpPort, err, [{ close: () => sftp.close(0) }]));
 
   app.logger.info({ sftpPort: sftp.port, httpPort: http.port, hostKey: hostKey.fingerprint, tenants: tenants.map((t) => t.id) }, 'wt-sync serving');
   const out = [
     `wt-sync serving ${tenants.length} tenant(s): ${tenants.map((t) => t.id).join(', ')}`,
     `  SFTP  ${service.sftp.host}:${sftp.port}   host key ${hostKey.fingerprint}`,
     `  HTTP  http://${httpHost}:${http.port}/healthz`,
+    `        http://${httpHost}:${http.port}/readyz, /metrics; API /api/v1/ ${apiToken ? 'on (bearer token from WT_SYNC_API_TOKEN)' : 'off (set WT_SYNC_API_TOKEN to enable it)'}`,
+    `  mail  ${mail ? `reports via ${mail.host}:${mail.port}` : 'off (no smtp.host / WT_SYNC_SMTP_HOST)'}`,
   ];
   if (demo) {
     out.push(
@@ -116,9 +166,14 @@ async function serve(o: ServeOptions): Promise<void> {
     if (stopping) return;
     stopping = true;
     app.logger.info({ signal }, 'shutting down: no new connections, finishing uploads and runs');
+    running.sftp = false;
     await sftp.close(20_000);
     await sources.stop(30_000);
+    running.watcher = false;
     await inbox.stop(30_000);
+    clearInterval(tenantRefresh);
+    notifier!.stop();
+    await mailer?.close();
     await http.close();
     app.close();
     app.logger.info('stopped');

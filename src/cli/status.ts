@@ -7,6 +7,9 @@ import type { App } from '../app.js';
 import type { TenantConfig } from '../config/schema.js';
 import { lastFetch, type FetchRecord } from '../sources/run-fetch.js';
 import { nextScheduledRun } from '../sources/scheduler.js';
+import { NotifyState } from '../notify/state.js';
+import { stalenessOf } from '../notify/staleness.js';
+import { lastFileTimes } from '../store/stats.js';
 import { print, requireTenant, table, withApp, type GlobalOptions } from './common.js';
 
 export function register(program: Command): void {
@@ -20,6 +23,8 @@ export function register(program: Command): void {
       await withApp(o, async (app) => {
         const tenants = o.tenant ? [requireTenant(app, o.tenant)] : loadTenants(app.config.paths.tenantsDir);
         const sources = new Map(await Promise.all(tenants.map(async (t) => [t.id, await sourceStatus(app, t)] as const)));
+        const lastFiles = lastFileTimes(app.db);
+        const watched = NotifyState.watchedSince(app.config.paths.dataDir);
         const data = tenants.map((t) => {
           const runs = listRuns(app.db, t.id, 10);
           return {
@@ -29,12 +34,14 @@ export function register(program: Command): void {
             runs,
             heldRuns: runs.filter((r) => r.status === 'held').map((r) => r.id),
             source: sources.get(t.id)!,
+            staleness: stalenessOf(t, lastFiles.get(t.id) ?? null, watched.get(t.id) ?? null, app.now()),
           };
         });
         print(o, data, () =>
           data.map((t) => [
             `tenant ${t.tenant} (${t.name})`,
             sourceLine(t.source),
+            ...(t.staleness?.stale ? [`  STALE: no file for more than ${t.staleness.everyHours} hours (${t.staleness.lastFileAt ? `last file ${t.staleness.lastFileAt}` : 'no file yet'})`] : []),
             t.heldRuns.length ? `  HELD: run ${t.heldRuns.join(', ')} waits for approval: wt-sync approve --tenant ${t.tenant} ${t.heldRuns[0]}` : '  nothing held',
             '  files:', indent(t.files.length ? table(t.files, ['id', 'name', 'type', 'status', 'validRows', 'dataRows', 'receivedAt', 'runId']) : '(none)\n'),
             '  runs:', indent(t.runs.length ? table(t.runs.map((r) => ({ ...r, trigger: r.trigger.kind })), ['id', 'status', 'trigger', 'createdAt', 'finishedAt']) : '(none)\n'),

@@ -6,6 +6,7 @@ import { TENANT_ID_PATTERN } from '../config/schema.js';
 import { DEFAULT_PATTERNS, guessUserColumns, SEED_COLUMNS, SEED_HEADERS } from '../config/tenant-template.js';
 import { FILE_TYPES } from '../model.js';
 import { EXIT, print, table, UsageError, type GlobalOptions } from './common.js';
+import { readKeyFile } from './key.js';
 
 export function register(program: Command): void {
   const tenant = program.command('tenant').description('set up and inspect tenants');
@@ -23,7 +24,7 @@ export function register(program: Command): void {
       const { paths } = loadConfig(o.config);
       if (!TENANT_ID_PATTERN.test(id)) throw new UsageError(`tenant id "${id}" is invalid: use lower-case letters, digits, "-" and "_", starting with a letter or digit`);
       if (fs.existsSync(tenantFile(paths.tenantsDir, id))) throw new UsageError(`tenant "${id}" already exists: ${tenantFile(paths.tenantsDir, id)}`);
-      const keys = o.key ? readKeys(o.key) : [];
+      const keys = o.key ? readKeyFile(o.key).map((k) => k.line) : [];
       const files = Object.fromEntries(FILE_TYPES.map((t) => [t, { pattern: DEFAULT_PATTERNS[t], columns: SEED_COLUMNS[t], header: SEED_HEADERS[t] }]));
       if (o.sample) {
         const header = readHeader(o.sample);
@@ -63,14 +64,6 @@ export function register(program: Command): void {
       const t = loadTenant(paths.tenantsDir, id);
       print(o, t, () => JSON.stringify(t, null, 2) + '\n');
     });
-}
-
-function readKeys(file: string): string[] {
-  if (!fs.existsSync(file)) throw new UsageError(`key file not found: ${file}`);
-  const lines = fs.readFileSync(file, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  if (lines.some((l) => l.includes('PRIVATE KEY'))) throw new UsageError(`${file} holds a private key; pass the public key (.pub)`);
-  if (lines.length === 0) throw new UsageError(`${file} holds no public key line`);
-  return lines;
 }
 
 /** The first line of a sample file, split on `;` (a BOM stripped; simple quotes removed). */

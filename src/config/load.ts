@@ -123,3 +123,34 @@ function valueAt(root: unknown, keys: PropertyKey[]): unknown {
   }
   return v;
 }
+
+/**
+ * Replaces a tenant file with `text` (an edited YAML document, comments kept by the caller): validated first,
+ * then written to a temporary file beside it, fsynced and renamed, so a reader (the SFTP server at a login)
+ * sees the old file or the new one, never half of one.
+ */
+export function replaceTenantFile(tenantsDir: string, id: string, text: string): void {
+  const file = tenantFile(tenantsDir, id);
+  let raw: unknown;
+  try {
+    raw = YAML.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${file}: the edited file would not be valid YAML: ${(err as Error).message}`);
+  }
+  validate(tenantSchema, raw ?? {}, file);
+  const tmp = path.join(tenantsDir, `.${id}.yaml.${process.pid}.tmp`);
+  const mode = fs.existsSync(file) ? fs.statSync(file).mode & 0o777 : 0o644;
+  const fd = fs.openSync(tmp, 'w', mode);
+  try {
+    fs.writeSync(fd, text);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+}

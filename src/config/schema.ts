@@ -94,6 +94,10 @@ export const tenantSchema = z.strictObject({
   sync: syncSchema.default({ trigger: 'onUpload', settleSeconds: 5 }),
   target: z.strictObject({ type: z.literal('embedded') }).default({ type: 'embedded' }),
   source: sourceSchema.default({ type: 'upload' }),
+  /** Who gets each run's report by mail (needs `smtp` in the service config). */
+  reports: z.strictObject({ email: z.array(z.email()).default([]) }).default({ email: [] }),
+  /** A file is expected at least this often; longer without one makes the tenant stale (off when absent). */
+  expect: z.strictObject({ everyHours: z.number().positive() }).optional(),
 }).superRefine((t, ctx) => {
   // An api source renders each object type as that type's columns: every column needs a field mapping and back.
   if (t.source.type !== 'api') return;
@@ -164,6 +168,22 @@ export const serviceSchema = z.strictObject({
     })
     .default({ host: '127.0.0.1', port: 8080 }),
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).default({ level: 'info' }),
+  /** Outgoing mail for reports and staleness; mail is off without a host (here or env WT_SYNC_SMTP_HOST). */
+  smtp: z.strictObject({
+    host: z.string().min(1).optional(),
+    port: z.number().int().min(1).max(65535).default(587),
+    /** true: TLS from the first byte (port 465); false: STARTTLS when the server offers it. */
+    secure: z.boolean().optional(),
+    /** Refuse to send unless the connection is encrypted (STARTTLS required). */
+    requireTls: z.boolean().default(false),
+    user: z.string().optional(),
+    /** Prefer env WT_SYNC_SMTP_PASSWORD: a secret in a config file ends up in backups. */
+    password: z.string().optional(),
+    from: z.string().min(1).default('wt-sync <wt-sync@localhost>'),
+    /** A failed send is tried again this many times in all, waiting initialDelaySeconds, then twice as long each time. */
+    attempts: z.number().int().min(1).default(6),
+    initialDelaySeconds: z.number().min(0).default(30),
+  }).optional(),
 });
 export type ServiceConfig = z.infer<typeof serviceSchema>;
 

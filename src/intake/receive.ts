@@ -39,6 +39,8 @@ export interface ReceiveOptions {
   sha256?: string;
   /** The file renders a source's records (api): problems name "record N" (line N + 1 of the rendering) instead of lines. */
   recordNumbers?: boolean;
+  /** The file's type when its name matches no pattern (`ingest --type`); the name's pattern is not consulted. */
+  type?: FileType;
 }
 
 export async function receiveFile(app: App, tenant: TenantConfig, file: string, opts: ReceiveOptions = {}): Promise<ReceivedFile> {
@@ -46,7 +48,7 @@ export async function receiveFile(app: App, tenant: TenantConfig, file: string, 
   const now = app.now().toISOString();
   const size = fs.statSync(file).size;
   const sha256 = opts.sha256 ?? (await sha256File(file));
-  const match = fileTypeOf(tenant, name);
+  const match = opts.type ? { type: opts.type } : fileTypeOf(tenant, name);
   const type: FileType | null = match.type;
   const base = { name, type, sha256, size };
 

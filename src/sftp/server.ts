@@ -90,6 +90,8 @@ export interface SftpServerOptions {
   /** Audit events go here (pino JSON lines), never secrets. */
   logger: Logger;
   limits?: Partial<Omit<SftpLimits, 'ban' | 'maxStartups'>> & { ban?: Partial<BanSettings>; maxStartups?: Partial<StartupLimits> };
+  /** Optional counters (metrics): called on a successful login, each failed attempt, each ban. */
+  events?: { login?(tenant: string): void; authFailure?(): void; ban?(): void };
 }
 
 export interface SftpServerStats {
@@ -302,9 +304,11 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<RunningS
       { event: 'auth_failure', tenant: short(ctx.username, 64), method: ctx.method, reason, ...extra },
       'authentication failed',
     );
+    opts.events?.authFailure?.();
     let bannedUntil: number | undefined;
     if (count) bannedUntil = bans.recordFailure(conn.ip);
     if (bannedUntil !== undefined) {
+      opts.events?.ban?.();
       conn.log.warn(
         { event: 'ban', until: new Date(bannedUntil).toISOString(), maxFailures: limits.ban.maxFailures, windowMs: limits.ban.windowMs },
         'address banned after repeated failed logins',
@@ -380,6 +384,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<RunningS
     conn.tenant = tenantId;
     conn.log = conn.log.child({ tenant: tenantId });
     conn.log.info({ event: 'auth_success', method: 'publickey', ...keyInfo }, 'authenticated');
+    opts.events?.login?.(tenantId);
     ctx.accept();
   }
 

@@ -6,7 +6,8 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPEN, STATUS, connect, sftpClient, startFixture, waitFor, type Fixture } from './helpers.js';
-import { RawSftp, T, noAttrs, openFds, packet, rng, rssMb, sizeAttrs, str, u32, u64 } from './raw.js';
+import { rng } from '../../bench/lib/generate.js';
+import { RawSftp, T, noAttrs, openFds, packet, rssMb, sizeAttrs, str, u32, u64 } from './raw.js';
 
 const R = OPEN.READ;
 const W = OPEN.WRITE | OPEN.CREAT | OPEN.TRUNC;

@@ -179,15 +179,3 @@ export function openFds(): number {
 export function rssMb(): number {
   return process.memoryUsage().rss / 1024 / 1024;
 }
-
-/** Small deterministic PRNG (mulberry32) so the fuzz run is reproducible from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
