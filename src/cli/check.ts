@@ -17,7 +17,7 @@ import type { TenantConfig } from '../config/schema.js';
 import { lineToRecord } from '../intake/record-numbers.js';
 import type { Report } from '../report/report.js';
 import { replayArchive } from '../sources/api.js';
-import { fetchArchive } from '../sources/run-fetch.js';
+import { fetchArchive, readFetchRecord } from '../sources/run-fetch.js';
 import { FetchError } from '../sources/source.js';
 import { EXIT, parseFileType, printReport, requireFiles, requireTenant, UsageError, withApp, type GlobalOptions } from './common.js';
 
@@ -98,6 +98,16 @@ async function replay(app: App, tenant: TenantConfig, fetchId: string, o: Global
   if (tenant.source.type !== 'api') throw new UsageError(`tenant ${tenant.id} has source type "${tenant.source.type}": only api fetches are archived for replay`);
   const dir = fetchArchive(app, tenant.id, fetchId);
   if (!dir) throw new UsageError(`no archived fetch "${fetchId}" for tenant ${tenant.id} (wt-sync status --tenant ${tenant.id} shows the last fetch)`);
+  // A failed fetch's archive stops at the failure: replaying it would check a partial set as if it were whole.
+  const record = readFetchRecord(dir);
+  if (record?.status === 'failed') {
+    printReport(o, buildReport({
+      runId: 0, tenant: tenant.id, status: 'check: fetch-failed', trigger: 'check', createdAt: app.now().toISOString(), files: [],
+      fileProblems: [{ level: 'file', file: `api fetch ${fetchId}`, message: `this fetch failed (${record.error}${record.where ? ` — at ${record.where}` : ''}); its archive holds the responses up to the failure, so it is not replayed as a whole fetch`, hint: 'replay a fetch whose status is ok; the archived pages of this one are in ' + dir }],
+      plan: null, results: null,
+    }));
+    return EXIT.failed;
+  }
   fs.mkdirSync(app.config.paths.tmpDir, { recursive: true });
   const work = fs.mkdtempSync(path.join(app.config.paths.tmpDir, 'replay-'));
   try {

@@ -157,10 +157,16 @@ export function lastFetch(app: App, tenantId: string): FetchRecord | undefined {
   const dir = tenantDirs(app.config.paths, tenantId).fetches;
   if (!fs.existsSync(dir)) return undefined;
   for (const name of fs.readdirSync(dir).sort().reverse()) {
-    const file = path.join(dir, name, 'fetch.json');
-    if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')) as FetchRecord;
+    const record = readFetchRecord(path.join(dir, name));
+    if (record) return record;
   }
   return undefined;
+}
+
+/** The record of an archived fetch (its fetch.json), if any. */
+export function readFetchRecord(dir: string): FetchRecord | undefined {
+  const file = path.join(dir, 'fetch.json');
+  return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as FetchRecord) : undefined;
 }
 
 /** The archive folder of one fetch, by its id. */

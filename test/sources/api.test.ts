@@ -316,8 +316,11 @@ describe('all or nothing: a failed fetch changes nothing and is reported', () =>
     return { message: json.problems[0].message as string, app };
   }
 
-  it('a page that keeps failing in the middle of paging', async () => {
-    const { message } = await breakAfterGoodFetch((req) => (req.url.searchParams.get('cursor') === '3' ? { status: 503, body: 'maintenance' } : { body: { data: PEOPLE.slice(0, 3), next: '3', total: 7 } }));
+  it('a page that keeps failing in the middle of paging (and its archive is not replayed as a whole fetch)', async () => {
+    const { message, app } = await breakAfterGoodFetch((req) => (req.url.searchParams.get('cursor') === '3' ? { status: 503, body: 'maintenance' } : { body: { data: PEOPLE.slice(0, 3), next: '3', total: 7 } }));
+    const replay = await ws.cliAsync(['check', '--tenant', 'acme', '--replay', lastFetch(app, 'acme')!.fetchId, '--json']);
+    expect(replay.status).toBe(1);
+    expect(JSON.parse(replay.stdout).problems[0].message).toContain('this fetch failed (HTTP 503');
     expect(message).toContain('HTTP 503');
     expect(message).toContain('users page 2');
     expect(message).toContain('cursor=3');
