@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { reconcile, resumeUnfinished } from '../apply/run.js';
 import { archiveInboxFile } from '../intake/inbox.js';
+import { claimInbox } from '../intake/inbox-claim.js';
 import { receiveFile, type ReceivedFile } from '../intake/receive.js';
 import { buildReport } from '../report/report.js';
 import { describeProblem } from '../report/text.js';
@@ -68,13 +69,20 @@ export function register(program: Command): void {
 
 /** Fetches the tenant's source, receives what it handed over and reconciles, in this process. */
 export async function pullNow(app: App, tenant: TenantConfig, env: NodeJS.ProcessEnv = process.env): Promise<{ outcome: FetchOutcome; received: ReceivedFile[]; report: Report | null }> {
-  await resumeUnfinished(app, new Set([tenant.id]));
-  const outcome = await runFetch(app, tenant, { trigger: 'pull', env });
-  const received: ReceivedFile[] = [];
-  for (const d of outcome.deliveries) {
-    received.push(await receiveFile(app, tenant, d.inboxPath, { name: d.name, sha256: d.sha256, recordNumbers: d.recordNumbers }));
-    await archiveInboxFile(app, tenant.id, d.inboxPath);
+  // A running service leaves the tenant's inbox to this process until the files are received.
+  const claim = claimInbox(app.config.paths.tenantsRoot, tenant.id);
+  if ('heldBy' in claim) throw new UsageError(`another wt-sync process (pid ${claim.heldBy}) is pulling tenant ${tenant.id} right now; try again when it has finished`);
+  try {
+    await resumeUnfinished(app, new Set([tenant.id]));
+    const outcome = await runFetch(app, tenant, { trigger: 'pull', env });
+    const received: ReceivedFile[] = [];
+    for (const d of outcome.deliveries) {
+      received.push(await receiveFile(app, tenant, d.inboxPath, { name: d.name, sha256: d.sha256, recordNumbers: d.recordNumbers }));
+      await archiveInboxFile(app, tenant.id, d.inboxPath);
+    }
+    const report = received.length ? await reconcile(app, tenant, { kind: 'pull', fileIds: received.map((f) => f.id) }) : null;
+    return { outcome, received, report };
+  } finally {
+    claim.release();
   }
-  const report = received.length ? await reconcile(app, tenant, { kind: 'pull', fileIds: received.map((f) => f.id) }) : null;
-  return { outcome, received, report };
 }

@@ -10,6 +10,7 @@ import type { TenantConfig } from '../config/schema.js';
 import { reconcile, resumeUnfinished } from '../apply/run.js';
 import { unreconciledFiles } from '../store/files.js';
 import { carriedFor, forgetCarried, type Carried, inboxRelativeName, removeEmptyArrivalFolders } from './handover.js';
+import { claimedElsewhere } from './inbox-claim.js';
 import { receiveFile } from './receive.js';
 
 export interface InboxOptions {
@@ -124,6 +125,8 @@ export class Inbox {
     this.enqueue(tenantId, async () => {
       try {
         if (!fs.existsSync(file)) return; // processed already, e.g. by both the SFTP hook and the watcher
+        // `wt-sync pull` is receiving this tenant in its own process: what it leaves is picked up by a later rescan.
+        if (claimedElsewhere(this.app.config.paths.tenantsRoot, tenantId)) return;
         const tenant = this.app.tenant(tenantId);
         const inbox = tenantDirs(this.app.config.paths, tenantId).inbox;
         // Each delivered file has its own arrival folder (inbox/<stamp>-<seq>/<name>); other files sit at the top.

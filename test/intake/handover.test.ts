@@ -5,6 +5,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { arrivalPath, carriedFor, deliver, inboxRelativeName } from '../../src/intake/handover.js';
 import { Inbox } from '../../src/intake/inbox.js';
+import { claimInbox } from '../../src/intake/inbox-claim.js';
+import { spawn } from 'node:child_process';
 import { sha256File } from '../../src/intake/sha256.js';
 import { loadTenants } from '../../src/config/load.js';
 import { listFiles } from '../../src/store/files.js';
@@ -58,6 +60,43 @@ describe('intake hand-over', () => {
       expect(f.sha256).toBe(marker);
       expect(f.status, JSON.stringify(f.problems)).toBe('accepted');
     } finally {
+      await inbox.stop(1000);
+    }
+  });
+
+  it('a tenant claimed by another process (wt-sync pull) is left alone by the running inbox until the claim is gone', async () => {
+    ws = makeWorkspace();
+    ws.tenant('acme');
+    const app = ws.open();
+    const root = app.config.paths.tenantsRoot;
+    // Another live process holds the claim.
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const claimFile = path.join(root, 'acme/inbox.claim');
+    fs.mkdirSync(path.dirname(claimFile), { recursive: true });
+    fs.writeFileSync(claimFile, String(other.pid));
+    expect(claimInbox(root, 'acme')).toEqual({ heldBy: other.pid });
+    const inbox = new Inbox(app, () => loadTenants(app.config.paths.tenantsDir), { archiveDays: 30, settleSecondsOverride: 0, stabilityMs: 100 });
+    await inbox.start();
+    try {
+      const tmp = arrivalPath(root, 'acme', 'wt_users.csv');
+      fs.copyFileSync(path.join(REPO, 'examples/wt_users.csv'), tmp);
+      const d = await deliver(root, 'acme', tmp, 'wt_users.csv');
+      inbox.fileArrived(d.inboxPath, d);
+      await inbox.idle();
+      expect(listFiles(app.db, 'acme')).toEqual([]);
+      expect(fs.existsSync(d.inboxPath)).toBe(true);
+      // Its process ends: the claim is stale, the file is received.
+      other.kill('SIGKILL');
+      await new Promise((r) => other.once('exit', r));
+      inbox.fileArrived(d.inboxPath, d);
+      await inbox.idle();
+      expect(listFiles(app.db, 'acme').map((f) => f.status)).toEqual(['accepted']);
+      const mine = claimInbox(root, 'acme');
+      expect('release' in mine).toBe(true);
+      if ('release' in mine) mine.release();
+      expect(fs.existsSync(claimFile)).toBe(false);
+    } finally {
+      other.kill('SIGKILL');
       await inbox.stop(1000);
     }
   });
