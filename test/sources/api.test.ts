@@ -474,6 +474,14 @@ describe('configuration errors name the file and the key', () => {
     expect(fs.existsSync(path.join(ws.dir, 'data/tenants/acme/fetches'))).toBe(false);
   });
 
+  it('pull on an upload tenant is a usage error, and nothing is recorded', () => {
+    ws.writeTenant('up', { name: 'Uploads only' });
+    const r = ws.cli(['pull', '--tenant', 'up']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('has source type "upload"');
+    expect(fs.existsSync(path.join(ws.dir, 'data/tenants/up/fetches'))).toBe(false);
+  });
+
   it('a missing environment variable fails the fetch with its name', async () => {
     ws.writeTenant('acme', apiTenant({ request: { url: `${server.base}/people` } }, { auth: { type: 'bearer', token: '${env:NOT_SET_ANYWHERE}' } }));
     const app = ws.app();
