@@ -61,7 +61,7 @@ export function* reportLines(r: Report): Generator<string> {
     yield `\nHELD: ${r.safeguard.reason}.\n  The removals below wait for an operator: wt-sync approve --tenant ${r.tenant} ${r.runId}\n  Everything else in this run was applied.\n`;
   }
   const sections: [Problem['level'], string][] = [
-    ['file', 'file errors (the file was rejected, nothing in it was applied)'],
+    ['file', r.status.endsWith('fetch-failed') ? 'fetch failed (nothing of it was handed over or applied; the previous snapshot stays)' : 'file errors (the file was rejected, nothing in it was applied)'],
     ['row', 'row errors (these rows were skipped; the users/groups they name were left as they are)'],
     ['warning', 'warnings (applied)'],
   ];

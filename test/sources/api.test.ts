@@ -309,6 +309,9 @@ describe('all or nothing: a failed fetch changes nothing and is reported', () =>
     expect(reports.length).toBe(reportsBefore + 2);
     const json = JSON.parse(fs.readFileSync(path.join(ws.dir, 'data/tenants/acme/home/reports', reports.find((r) => r.endsWith(`run-${run.id}.json`))!), 'utf8'));
     expect(json.status).toBe('fetch-failed');
+    const text = fs.readFileSync(path.join(ws.dir, 'data/tenants/acme/home/reports', reports.find((r) => r.endsWith(`run-${run.id}.txt`))!), 'utf8');
+    expect(text).toContain('status: fetch-failed');
+    expect(text).toContain('fetch failed (nothing of it was handed over or applied; the previous snapshot stays):');
     // No half-written file is left behind.
     expect(fs.readdirSync(path.join(ws.dir, 'data/tenants/acme/partial'))).toEqual([]);
     expect(fs.readdirSync(path.join(ws.dir, 'data/tenants/acme/inbox'))).toEqual([]);
