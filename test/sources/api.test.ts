@@ -118,9 +118,11 @@ describe('the four example configs', () => {
     expect(server.requests.filter((r) => r.url.pathname === '/v2/persons').length).toBe(5);
   }, 20_000);
 
-  it('Personio-like: a token without expires_in is not treated as expired (one token for the whole fetch)', async () => {
+  it('Personio-like: a token without expires_in is not treated as expired (one token for the whole fetch, both types fetched side by side)', async () => {
     server.handler = personio({ expiresIn: null });
-    ws.writeTenant('acme', exampleTenant('personio', server.base));
+    const tenant = exampleTenant('personio', server.base);
+    (tenant.source as { concurrency?: number }).concurrency = 2;
+    ws.writeTenant('acme', tenant);
     const app = ws.app();
     const before = ISSUED_TOKENS.length;
     const { outcome } = await pullNow(app, app.tenant('acme'), SECRETS);

@@ -43,6 +43,7 @@ export function retryAfterMs(value: string | undefined, now: number): number | u
 
 export class ApiClient {
   private token: { value: string; expiresAt: number | null } | null = null;
+  private tokenRequest: Promise<string> | null = null;
   private lastRequestAt = 0;
   private readonly agents = { http: new http.Agent({ keepAlive: true, maxSockets: 4 }), https: new https.Agent({ keepAlive: true, maxSockets: 4 }) };
   /** Requests sent, for the fetch summary. */
@@ -138,10 +139,18 @@ export class ApiClient {
   }
 
   /** OAuth2 client credentials: cached until shortly before `expires_in`; without `expires_in` it is kept until refused. */
-  private async accessToken(): Promise<string> {
+  private accessToken(): Promise<string> {
     const auth = this.cfg.auth;
     if (auth.type !== 'oauth2') throw new Error('not oauth2');
-    if (this.token && (this.token.expiresAt === null || Date.now() < this.token.expiresAt - auth.refreshBeforeSeconds * 1000)) return this.token.value;
+    if (this.token && (this.token.expiresAt === null || Date.now() < this.token.expiresAt - auth.refreshBeforeSeconds * 1000)) return Promise.resolve(this.token.value);
+    // Object types fetched side by side share one token request.
+    this.tokenRequest ??= this.requestToken().finally(() => { this.tokenRequest = null; });
+    return this.tokenRequest;
+  }
+
+  private async requestToken(): Promise<string> {
+    const auth = this.cfg.auth;
+    if (auth.type !== 'oauth2') throw new Error('not oauth2');
     const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: this.resolve(auth.clientId), client_secret: this.resolve(auth.clientSecret) });
     if (auth.scope) form.set('scope', this.resolve(auth.scope));
     this.redactor.add(encodeURIComponent(this.resolve(auth.clientSecret)));
