@@ -103,7 +103,8 @@ export class StagingSink implements RowSink {
 
   /** Ends writing; the file stays for `commitSnapshot` to move into place. */
   finish(): void {
-    if (this.db.inTransaction) this.db.exec('COMMIT');
+    // The planner reads users in external-ID order (a merge with the directory); built once here, after the inserts.
+    if (this.db.inTransaction) this.db.exec('CREATE INDEX rows_by_external_id ON rows (external_id); COMMIT');
     this.db.close();
   }
 
