@@ -17,7 +17,7 @@ class OperationError extends Error {}
 export class EmbeddedTarget implements Target {
   readonly kind = 'embedded';
   /** Operations per transaction: large enough that commits cost little, small enough that a crash loses little work. */
-  readonly batchSize = 5000;
+  readonly batchSize = 2000;
   constructor(private readonly db: Db) {}
 
   async load(tenant: string): Promise<DirectoryState> {
