@@ -5,17 +5,14 @@ import path from 'node:path';
 import { ensureTenantDirs, type App } from '../app.js';
 import type { TenantConfig } from '../config/schema.js';
 import type { Problem } from '../model.js';
-import { MemoryPlanSink } from '../plan/plan.js';
-import type { DesiredState, DesiredUserRow, Plan } from '../plan/types.js';
-import { compareIds } from '../plan/order.js';
 import { buildReport, countsOf, streamedReport, type Report, type ReportFile } from '../report/report.js';
 import { reportJson, reportLines, writeChunked } from '../report/text.js';
 import { attachFilesToRun, getFile, markInterrupted, unreconciledFiles } from '../store/files.js';
-import { appendToJournal, journalCounts, journalEntries, storedPlan } from '../store/journal.js';
+import { appendToJournal, journalCounts, journalEntries, journalJson, storedPlan } from '../store/journal.js';
 import { createRun, finishRun, getRun, heldRemovalIds, markPublished, pendingRuns, runSummary, setRunStatus, supersedeHeldRuns, unpublishedRunIds, type RunTrigger } from '../store/runs.js';
-import { loadDesiredTree, removeOrphanSnapshotFiles } from '../store/snapshots.js';
+import { removeOrphanSnapshotFiles } from '../store/snapshots.js';
 import type { Target } from '../targets/target.js';
-import { applyJournal, planIntoJournal, planSettings, planTenant, type ApplyProgress } from './engine.js';
+import { applyJournal, planIntoJournal, planSettings, type ApplyProgress } from './engine.js';
 
 export class RunError extends Error {}
 
@@ -30,26 +27,6 @@ function reportFiles(app: App, fileIds: number[]): { files: ReportFile[]; proble
     files: rows.map((f) => ({ id: f.id, name: f.name, type: f.type, sha256: f.sha256, size: f.size, status: f.status, dataRows: f.dataRows, validRows: f.validRows })),
     problems: rows.flatMap((f) => f.problems),
   };
-}
-
-/**
- * Plans against the current directory without changing anything (what `check` shows): every user planned, no
- * sync mark read or written, the operations collected in memory instead of a journal. Snapshots given in
- * `desired` (files only checked) replace the stored ones.
- */
-export async function dryRunPlan(app: App, tenant: TenantConfig, desired: DesiredState = {}): Promise<Plan> {
-  const target = app.target(tenant);
-  const now = app.now().toISOString();
-  const sink = new MemoryPlanSink();
-  const stored = loadDesiredTree(app.db, tenant.id);
-  const tree = { groups: desired.groups ?? stored.groups, segments: desired.segments ?? stored.segments };
-  const users = desired.users && {
-    file: desired.users.file, fields: desired.users.fields, protectedIds: desired.users.protectedIds,
-    rows: [...desired.users.records].sort((a, b) => compareIds(a.record.externalId, b.record.externalId))
-      .map((r): DesiredUserRow => ({ externalId: r.record.externalId, line: r.line, record: () => r.record })),
-  };
-  const summary = planTenant(app, tenant, target, sink, { settings: planSettings(tenant, now), syncMarks: false }, users, tree);
-  return { tenant: tenant.id, createdAt: now, ops: sink.ops(summary.safeguard.held), problems: summary.problems, unchanged: summary.unchanged, safeguard: summary.safeguard };
 }
 
 /**
@@ -103,7 +80,7 @@ async function applyAndReport(
     runId, tenant: tenant.id, status, trigger: base.trigger, createdAt: plan.createdAt, files: base.files,
     counts: countsOf(journalCounts(app.db, runId), unchanged, problems), safeguard: plan.safeguard, problems,
   };
-  const report = streamedReport(summary, () => journalEntries(app.db, runId));
+  const report = streamedReport(summary, () => journalEntries(app.db, runId), () => journalJson(app.db, runId));
   app.db.transaction(() => {
     if (base.approves !== undefined) setRunStatus(app.db, base.approves, 'approved');
     else supersedeHeldRuns(app.db, tenant.id, runId);

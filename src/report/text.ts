@@ -1,7 +1,7 @@
 // Reports and problems as text for people (the customer's /reports/ folder, the CLI).
 import type { Problem } from '../model.js';
 import type { Operation } from '../plan/types.js';
-import { operationsOf, reportSummary, type Report, type ReportOperation } from './report.js';
+import { operationsJsonOf, operationsOf, reportSummary, type Report, type ReportOperation } from './report.js';
 
 const q = (v: string | null | undefined) => (v === null || v === undefined ? '(empty)' : JSON.stringify(v));
 
@@ -87,7 +87,7 @@ export function* reportJson(r: Report): Generator<string> {
   const head = JSON.stringify(reportSummary(r));
   yield `${head.slice(0, -1)},"operations":[`;
   let i = 0;
-  for (const o of operationsOf(r)) yield (i++ ? ',' : '') + JSON.stringify(o);
+  for (const o of operationsJsonOf(r)) yield (i++ ? ',' : '') + o;
   yield ']}\n';
 }
 

@@ -157,6 +157,22 @@ export function* journalEntries(db: Db, runId: number): Generator<JournalReportE
   }
 }
 
+/**
+ * The same entries as `journalEntries`, as the report's JSON: the stored operation's JSON with `seq`, `held`,
+ * `status` and `error` appended, spliced as text (a first load's report is written without parsing 1M operations).
+ */
+export function* journalJson(db: Db, runId: number): Generator<string> {
+  const page = db.prepare("SELECT seq, data, status, error FROM journal WHERE run_id = ? AND seq > ? AND status <> 'moot' ORDER BY seq LIMIT ?").raw();
+  for (let after = 0; ;) {
+    const rows = page.all(runId, after, PAGE) as [number, string, JournalStatus, string | null][];
+    for (const [seq, data, status, error] of rows) {
+      yield `${data.slice(0, -1)},"seq":${seq}${status === 'held' ? ',"held":true' : ''},"status":"${status}"${error === null ? '' : `,"error":${JSON.stringify(error)}`}}`;
+    }
+    if (rows.length < PAGE) return;
+    after = rows[rows.length - 1][0];
+  }
+}
+
 /** Directory IDs of the user removals a run held back. */
 export function heldUserRemovals(db: Db, runId: number): number[] {
   return db.prepare("SELECT json_extract(data, '$.id') FROM journal WHERE run_id = ? AND status = 'held' AND op = 'remove' AND entity = 'user' ORDER BY seq").pluck().all(runId) as number[];

@@ -107,25 +107,29 @@ export function openDesiredUsers(db: Db, tenant: string): (DesiredUsers & { clos
   const snap = latest(db, tenant, 'users');
   if (!snap) return undefined;
   const protectedIds = new Set(db.prepare('SELECT entity_id FROM snapshot_problems WHERE snapshot_id = ? AND entity_id IS NOT NULL').pluck().all(snap.id) as string[]);
-  const rowsDb = new Database(path.join(snapshotsDir(db), snap.rowsFile), { readonly: true, fileMustExist: true });
-  const select = rowsDb.prepare('SELECT line, external_id, data, hash FROM rows ORDER BY external_id').raw();
-  function* rows(): Generator<DesiredUserRow> {
-    for (const [line, externalId, data, hash] of select.iterate() as IterableIterator<[number, string, string, string]>) {
-      yield { externalId, line, hash, record: () => JSON.parse(data) as UserRecord };
-    }
-  }
-  return {
-    id: snap.id, file: snap.name, fields: new Set(JSON.parse(snap.fields) as string[]), protectedIds,
-    rows: { [Symbol.iterator]: rows },
-    close: () => rowsDb.close(),
-  };
+  return openUsersRows(path.join(snapshotsDir(db), snap.rowsFile), { id: snap.id, file: snap.name, fields: new Set(JSON.parse(snap.fields) as string[]), protectedIds });
 }
 
-function loadLatest<T>(db: Db, tenant: string, type: FileType): DesiredSnapshot<T> | undefined {
-  const snap = latest(db, tenant, type);
-  if (!snap) return undefined;
-  const protectedIds = new Set(db.prepare('SELECT entity_id FROM snapshot_problems WHERE snapshot_id = ? AND entity_id IS NOT NULL').pluck().all(snap.id) as string[]);
-  const rowsDb = new Database(path.join(snapshotsDir(db), snap.rowsFile), { readonly: true, fileMustExist: true });
+/** A rows file (a snapshot's, or a staging file only checked) as the planner's users stream. */
+export function openUsersRows(rowsFile: string, meta: Omit<DesiredUsers, 'rows'>): DesiredUsers & { close(): void } {
+  const rowsDb = new Database(rowsFile, { readonly: true, fileMustExist: true });
+  // A first load reads every row, by external ID rather than in the table's line order: a larger cache than the
+  // default 2 MB keeps those reads in memory for files up to ~64 MB, and stays a fixed size beyond.
+  rowsDb.pragma('cache_size = -65536');
+  // The index (external_id, hash) of src/snapshot/staging.ts covers this; a row is read only when it is planned.
+  const select = rowsDb.prepare('SELECT external_id, hash, line FROM rows ORDER BY external_id').raw();
+  const dataAt = rowsDb.prepare('SELECT data FROM rows WHERE line = ?').pluck();
+  function* rows(): Generator<DesiredUserRow> {
+    for (const [externalId, hash, line] of select.iterate() as IterableIterator<[string, string, number]>) {
+      yield { externalId, line, hash, record: () => JSON.parse(dataAt.get(line) as string) as UserRecord };
+    }
+  }
+  return { ...meta, rows: { [Symbol.iterator]: rows }, close: () => rowsDb.close() };
+}
+
+/** Every row of a rows file, in line order (groups and segments: thousands). */
+export function readRows<T>(rowsFile: string): Located<T>[] {
+  const rowsDb = new Database(rowsFile, { readonly: true, fileMustExist: true });
   const records: Located<T>[] = [];
   try {
     for (const [line, data, hash] of rowsDb.prepare('SELECT line, data, hash FROM rows ORDER BY line').raw().iterate() as IterableIterator<[number, string, string]>) {
@@ -134,5 +138,13 @@ function loadLatest<T>(db: Db, tenant: string, type: FileType): DesiredSnapshot<
   } finally {
     rowsDb.close();
   }
+  return records;
+}
+
+function loadLatest<T>(db: Db, tenant: string, type: FileType): DesiredSnapshot<T> | undefined {
+  const snap = latest(db, tenant, type);
+  if (!snap) return undefined;
+  const protectedIds = new Set(db.prepare('SELECT entity_id FROM snapshot_problems WHERE snapshot_id = ? AND entity_id IS NOT NULL').pluck().all(snap.id) as string[]);
+  const records = readRows<T>(path.join(snapshotsDir(db), snap.rowsFile));
   return { id: snap.id, file: snap.name, records, protectedIds, fields: new Set(JSON.parse(snap.fields) as string[]) };
 }
