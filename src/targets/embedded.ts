@@ -1,6 +1,7 @@
 // The embedded WT directory: users, groups, segments and their links in the service's own SQLite database.
 // A run applies in batches of journal operations, each batch in one transaction with its outcomes, so a crash at any
 // point leaves the directory as of a whole number of batches and the journal saying exactly which.
+import Database from 'better-sqlite3';
 import { USER_SCALAR_FIELDS, type UserScalarField } from '../model.js';
 import type { DirectoryGroup, DirectoryMembership, DirectorySegment, DirectorySegmentLink, DirectoryState, DirectoryUser, DirectoryUserEntry, Operation, Origin, Role } from '../plan/types.js';
 import { inTransaction, type Db } from '../store/db.js';
@@ -57,6 +58,9 @@ export class EmbeddedTarget implements Target {
         } catch (err) {
           // Each op is one statement (or checks before it), so a failure leaves nothing half-done.
           if (err instanceof OperationError) return { seq, status: 'failed', error: err.message };
+          // The first write of an op is the one a conflict can stop (e.g. another run created the same external ID
+          // meanwhile): nothing of the op is written, and the next run plans it again from the new state.
+          if (err instanceof Database.SqliteError && err.code.startsWith('SQLITE_CONSTRAINT')) return { seq, status: 'failed', error: `the directory refused it: ${err.message}` };
           throw err;
         }
       });
