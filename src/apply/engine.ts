@@ -35,7 +35,7 @@ export function planTenant(app: App, tenant: TenantConfig, target: Target, sink:
   const reader = target.reader(tenant.id);
   const marks = opts.syncMarks && target.markSynced !== undefined;
   // With most users marked (a daily run), most rows are skipped unread: read the snapshot by its index.
-  const stored = users ? undefined : openDesiredUsers(app.db, tenant.id, (rows) => !marks || (reader.marked?.() ?? 0) * 2 < rows);
+  const stored = users ? undefined : openDesiredUsers(app.db, tenant.id, () => !marks || (reader.markedShare?.() ?? 0) < 0.5);
   const desiredUsers = users ?? stored;
   try {
     const useMarks = marks && desiredUsers !== undefined;

@@ -18,7 +18,7 @@ class OperationError extends Error {}
 export class EmbeddedTarget implements Target {
   readonly kind = 'embedded';
   /** Operations per transaction: large enough that commits cost little, small enough that a crash loses little work. */
-  readonly batchSize = 2000;
+  readonly batchSize = 5000;
   constructor(private readonly db: Db) {}
 
   async load(tenant: string): Promise<DirectoryState> {
@@ -32,7 +32,8 @@ export class EmbeddedTarget implements Target {
         segments: this.db.prepare('SELECT id, external_id AS externalId, name FROM dir_segments WHERE tenant = ? ORDER BY id').all(tenant) as DirectorySegment[],
       }),
       users: () => streamUsers(this.db, tenant),
-      marked: () => this.db.prepare('SELECT count(*) FROM dir_users WHERE tenant = ? AND synced IS NOT NULL').pluck().get(tenant) as number,
+      // A sample is enough to choose how to read the snapshot, and costs nothing at a million users.
+      markedShare: () => (this.db.prepare('SELECT avg(synced IS NOT NULL) FROM (SELECT synced FROM dir_users WHERE tenant = ? LIMIT 2000)').pluck().get(tenant) as number | null) ?? 0,
     };
   }
 
