@@ -16,11 +16,6 @@ export interface JournalOperation {
   mark?: string;
 }
 
-export interface JournalEntry extends JournalOperation {
-  status: JournalStatus;
-  error?: string;
-}
-
 /** The external ID of the user an operation changes, if any. */
 export function userOf(op: Operation): string | null {
   if ('userId' in op) return op.userId;
