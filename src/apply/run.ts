@@ -1,27 +1,24 @@
-// A reconciliation run: desired state + directory → plan → safeguards → apply → report, stored and published.
-// The embedded target commits the changes and the run's outcome together, so a crash redoes the run from scratch.
+// A reconciliation run: desired state + directory → plan (into the journal) → safeguards → apply in batches →
+// report, stored and published. A run cut off anywhere continues from its journal on the next start.
 import fs from 'node:fs';
 import path from 'node:path';
 import { ensureTenantDirs, type App } from '../app.js';
 import type { TenantConfig } from '../config/schema.js';
 import type { Problem } from '../model.js';
-import { buildPlan } from '../plan/plan.js';
-import type { Plan } from '../plan/types.js';
-import { buildReport, type Report, type ReportFile } from '../report/report.js';
+import { buildReport, countsOf, streamedReport, type Report, type ReportFile } from '../report/report.js';
 import { reportJson, reportLines, writeChunked } from '../report/text.js';
 import { attachFilesToRun, getFile, markInterrupted, unreconciledFiles } from '../store/files.js';
+import { appendToJournal, journalCounts, journalEntries, journalJson, runInProgress, storedPlan } from '../store/journal.js';
 import { createRun, finishRun, getRun, heldRemovalIds, markPublished, pendingRuns, runSummary, setRunStatus, supersedeHeldRuns, unpublishedRunIds, type RunTrigger } from '../store/runs.js';
-import { loadDesired, removeOrphanSnapshotFiles, type SnapshotContext } from '../store/snapshots.js';
-import type { OperationResult, Target } from '../targets/target.js';
-import { syncContext, syncMark } from './sync-marks.js';
+import { removeOrphanSnapshotFiles } from '../store/snapshots.js';
+import type { Target } from '../targets/target.js';
+import { applyJournal, planIntoJournal, planSettings, type ApplyProgress } from './engine.js';
 
 export class RunError extends Error {}
 
-function planSettings(tenant: TenantConfig, now: string, approved = false) {
-  return {
-    tenant: tenant.id, rules: tenant.rules, now, approved,
-    maxRemovals: tenant.safeguards.maxRemovals, maxRemovalPercent: tenant.safeguards.maxRemovalPercent,
-  };
+export interface RunOptions {
+  /** Called after each applied batch (the CLI's progress line). */
+  onApplyProgress?: ApplyProgress;
 }
 
 function reportFiles(app: App, fileIds: number[]): { files: ReportFile[]; problems: Problem[] } {
@@ -32,131 +29,127 @@ function reportFiles(app: App, fileIds: number[]): { files: ReportFile[]; proble
   };
 }
 
-/** Plans against the current directory without changing anything (what `check` shows). */
-export async function dryRunPlan(app: App, tenant: TenantConfig, desired = loadDesired(app.db, tenant.id)): Promise<Plan> {
-  const dir = await app.target(tenant).load(tenant.id);
-  return buildPlan(desired, dir, planSettings(tenant, app.now().toISOString()));
-}
-
 /**
  * Reconciles a tenant after files arrived (or on schedule). Returns null when there is nothing to do
  * (every file a duplicate, or a schedule with nothing new). A run where no file was accepted reports the
- * rejections and plans nothing.
+ * rejections and plans nothing. With `existingRunId` (a restart), a run that has its journal continues from it.
  */
-export async function reconcile(app: App, tenant: TenantConfig, trigger: RunTrigger, existingRunId?: number): Promise<Report | null> {
+export async function reconcile(app: App, tenant: TenantConfig, trigger: RunTrigger, existingRunId?: number, options: RunOptions = {}): Promise<Report | null> {
   const { files, problems: fileProblems } = reportFiles(app, trigger.fileIds);
   if (trigger.fileIds.length > 0 && files.every((f) => f.status === 'duplicate')) return null;
+  const target = app.target(tenant);
+  if (existingRunId !== undefined && storedPlan(app.db, existingRunId)) {
+    return applyAndReport(app, tenant, target, existingRunId, { files, fileProblems, trigger: trigger.kind }, options);
+  }
   const createdAt = app.now().toISOString();
   const rejectedOnly = trigger.fileIds.length > 0 && !files.some((f) => f.status === 'accepted');
-  const target = app.target(tenant);
-  const planned = rejectedOnly ? null : await planWithSyncMarks(app, tenant, target, createdAt);
-  const plan = planned?.plan ?? null;
-  // A scheduled run with no new file and nothing to change leaves no trace (no run, no report).
-  if (plan && trigger.fileIds.length === 0 && existingRunId === undefined && plan.ops.length === 0 && plan.problems.length === 0) return null;
-  const runId = existingRunId ?? createRun(app.db, tenant.id, trigger, createdAt);
-  attachFilesToRun(app.db, trigger.fileIds, runId);
-  const base = { runId, tenant: tenant.id, trigger: trigger.kind, createdAt, files, fileProblems };
-
-  if (!plan) {
-    const report = buildReport({ ...base, status: 'rejected', plan: null, results: null });
+  if (rejectedOnly) {
+    const runId = existingRunId ?? createRun(app.db, tenant.id, trigger, createdAt);
+    attachFilesToRun(app.db, trigger.fileIds, runId);
+    const report = buildReport({ runId, tenant: tenant.id, trigger: trigger.kind, createdAt, files, fileProblems, status: 'rejected', plan: null, results: null });
     finishRun(app.db, runId, { status: 'rejected', report, now: app.now().toISOString() });
     return publish(app, report);
   }
+  await target.prepare?.(tenant.id);
+  const runId = await planAfterRunsInProgress(app, tenant, () => planIntoJournal(app, tenant, target, {
+    createdAt, existingRunId,
+    runId: () => {
+      const id = existingRunId ?? createRun(app.db, tenant.id, trigger, createdAt);
+      attachFilesToRun(app.db, trigger.fileIds, id);
+      return id;
+    },
+    opts: { settings: planSettings(tenant, createdAt), syncMarks: true },
+    // A scheduled run with no new file and nothing to change leaves no trace (no run, no report).
+    accept: (summary, operations) => trigger.fileIds.length > 0 || existingRunId !== undefined || operations > 0 || summary.problems.length > 0,
+  }));
+  if (runId === null) return null;
+  return applyAndReport(app, tenant, target, runId, { files, fileProblems, trigger: trigger.kind }, options);
+}
 
+/** Applies what is still planned in a run's journal, records the run's outcome and publishes its report. */
+async function applyAndReport(
+  app: App, tenant: TenantConfig, target: Target, runId: number,
+  base: { files: ReportFile[]; fileProblems: Problem[]; trigger: string; approves?: number }, options: RunOptions,
+): Promise<Report> {
+  const plan = storedPlan(app.db, runId)!;
+  await applyJournal(app, tenant, target, runId, { now: plan.createdAt, removalGraceDays: tenant.removalGraceDays }, options.onApplyProgress);
   const status = plan.safeguard.held ? 'held' : 'applied';
-  let report: Report | undefined;
-  app.logger.info({ tenant: tenant.id, runId, ops: plan.ops.length }, 'applying plan');
-  await target.apply(tenant.id, plan.ops, { now: createdAt, removalGraceDays: tenant.removalGraceDays }, (results) => {
-    report = buildReport({ ...base, status, plan, results });
-    supersedeHeldRuns(app.db, tenant.id, runId);
+  const problems = [...base.fileProblems, ...plan.problems];
+  const unchanged = plan.unchanged.users + plan.unchanged.groups + plan.unchanged.segments;
+  const summary = {
+    runId, tenant: tenant.id, status, trigger: base.trigger, createdAt: plan.createdAt, files: base.files,
+    counts: countsOf(journalCounts(app.db, runId), unchanged, problems), safeguard: plan.safeguard, problems,
+  };
+  const report = streamedReport(summary, () => journalEntries(app.db, runId), () => journalJson(app.db, runId));
+  app.db.transaction(() => {
+    if (base.approves !== undefined) setRunStatus(app.db, base.approves, 'approved');
+    else supersedeHeldRuns(app.db, tenant.id, runId);
     finishRun(app.db, runId, { status, report, now: app.now().toISOString() });
-    target.markSynced?.(tenant.id, planned!.marks(results));
-  });
-  app.logger.info({ tenant: tenant.id, runId, status, counts: report!.counts }, 'run finished');
-  return publish(app, report!);
+  })();
+  app.logger.info({ tenant: tenant.id, runId, status, counts: summary.counts }, 'run finished');
+  return publish(app, report);
 }
 
 /**
- * Plans a run, leaving out users the target marks as in sync (src/apply/sync-marks.ts), and says which users'
- * rows the run will have applied in full once its results are known.
+ * Plans once no other run of the tenant is being applied: one left by a crash, or applying in another process
+ * (`wt-sync ingest` beside `serve`), is finished first — both processes may work on it, and each batch is applied
+ * once — so a plan is never made against a half-applied directory.
  */
-async function planWithSyncMarks(app: App, tenant: TenantConfig, target: Target, now: string) {
-  const useMarks = target.syncMarks !== undefined && target.version !== undefined;
-  const versionBefore = useMarks ? await target.version!(tenant.id) : 0;
-  const marks = useMarks ? await target.syncMarks!(tenant.id) : undefined;
-  // The context comes from the very snapshots read, so a file accepted meanwhile cannot mix two states.
-  let context = '';
-  const contextOf = (parts: SnapshotContext) => (context = syncContext(parts, tenant.rules));
-  let desired = loadDesired(app.db, tenant.id, marks && ((parts) => {
-    contextOf(parts);
-    return (externalId, hash) => marks.get(externalId) === syncMark(hash, context);
-  }));
-  let dir = await target.load(tenant.id, desired.users?.inSync);
-  if (useMarks && (await target.version!(tenant.id)) !== versionBefore) {
-    // Another process wrote to the directory while this run read it: the marks may be stale, so plan in full.
-    app.logger.info({ tenant: tenant.id }, 'directory changed while planning; planning every user');
-    desired = loadDesired(app.db, tenant.id, (parts) => {
-      contextOf(parts);
-      return () => false;
-    });
-    dir = await target.load(tenant.id);
+async function planAfterRunsInProgress(app: App, tenant: TenantConfig, plan: () => number | null | 'busy'): Promise<number | null> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const runId = plan();
+    if (runId !== 'busy') return runId;
+    const inProgress = runInProgress(app.db, tenant.id);
+    const run = inProgress === undefined ? undefined : getRun(app.db, inProgress);
+    if (!run) continue;
+    app.logger.warn({ tenant: tenant.id, runId: run.id }, 'finishing a run still in progress first');
+    if (run.trigger.approves !== undefined) await approveRun(app, tenant, run.trigger.approves, run.id);
+    else await reconcile(app, tenant, run.trigger, run.id);
   }
-  const plan = buildPlan(desired, dir, planSettings(tenant, now));
-  return {
-    plan,
-    /**
-     * The marks the run leaves: a new mark for each user of the file whose every operation went through, and
-     * none (cleared) for one whose operations partly failed, since its directory entry is now half-way. Users
-     * left as they are (row errors) keep theirs.
-     */
-    marks(results: OperationResult[]): [string, string | null][] {
-      if (!desired.users) return [];
-      const failed = new Set(results.filter((r) => r.status !== 'done').map((r) => r.seq));
-      const leftAlone = new Set<string>(desired.users.protectedIds);
-      // Row errors name users (unknown references); warnings may name groups, whose IDs can equal a user's.
-      for (const p of plan.problems) if (p.level === 'row' && p.entityId) leftAlone.add(p.entityId);
-      const failedUsers = new Set<string>();
-      for (const op of plan.ops) {
-        if (!failed.has(op.seq)) continue;
-        if ('userId' in op) failedUsers.add(op.userId);
-        else if (op.entity === 'user' && op.externalId) failedUsers.add(op.externalId);
-      }
-      return desired.users.records
-        .filter((r) => r.hash && !leftAlone.has(r.record.externalId))
-        .map((r) => [r.record.externalId, failedUsers.has(r.record.externalId) ? null : syncMark(r.hash!, context)]);
-    },
-  };
+  throw new RunError(`tenant ${tenant.id}: runs kept being started by another process; try again`);
 }
 
 /**
  * Applies the removals a held run kept back. They are re-checked against the latest snapshot first:
- * a user who is back in it, or already gone, is moot and left alone.
+ * a user who is back in it, or already gone, is moot and left alone (recorded `moot` in the journal).
  */
 export async function approveRun(app: App, tenant: TenantConfig, heldRunId: number, existingRunId?: number): Promise<Report> {
   const held = runSummary(app.db, heldRunId);
   if (!held || held.tenant !== tenant.id) throw new RunError(`run ${heldRunId} does not exist for tenant ${tenant.id}`);
   if (held.status === 'superseded') throw new RunError(`run ${heldRunId} was superseded by a later run; approve the latest held run (see \`wt-sync status --tenant ${tenant.id}\`)`);
   if (held.status !== 'held' && !(held.status === 'approved' && existingRunId)) throw new RunError(`run ${heldRunId} is not held (status: ${held.status}); only held runs can be approved`);
-  const heldIds = new Set(heldRemovalIds(app.db, heldRunId));
-
-  const createdAt = app.now().toISOString();
-  const runId = existingRunId ?? createRun(app.db, tenant.id, { kind: 'approval', fileIds: [], approves: heldRunId }, createdAt);
+  const base = { files: [], fileProblems: [], trigger: `approval of run ${heldRunId}`, approves: heldRunId };
   const target = app.target(tenant);
-  const fresh = buildPlan(loadDesired(app.db, tenant.id), await target.load(tenant.id), planSettings(tenant, createdAt, true));
-  const ops = fresh.ops.filter((o) => o.op === 'remove' && o.entity === 'user' && heldIds.has(o.id));
-  const moot = heldIds.size - ops.length;
-  const problems: Problem[] = moot > 0
-    ? [{ level: 'warning', file: '(approval)', message: `${moot} of ${heldIds.size} held removals are moot: those users are back in the latest snapshot or already changed, and were left alone` }]
-    : [];
-  const plan: Plan = { ...fresh, ops, problems: [], unchanged: { users: 0, groups: 0, segments: 0 } };
-  let report: Report | undefined;
-  await target.apply(tenant.id, ops, { now: createdAt, removalGraceDays: tenant.removalGraceDays }, (results) => {
-    report = buildReport({ runId, tenant: tenant.id, status: 'applied', trigger: `approval of run ${heldRunId}`, createdAt, files: [], fileProblems: problems, plan, results });
-    finishRun(app.db, runId, { status: 'applied', report, now: app.now().toISOString() });
-    setRunStatus(app.db, heldRunId, 'approved');
-  });
-  app.logger.info({ tenant: tenant.id, runId, approves: heldRunId, removed: ops.length, moot }, 'held removals approved');
-  return publish(app, report!);
+  if (existingRunId !== undefined && storedPlan(app.db, existingRunId)) return applyAndReport(app, tenant, target, existingRunId, base, {});
+
+  const heldIds = new Set(heldRemovalIds(app.db, heldRunId));
+  const createdAt = app.now().toISOString();
+  await target.prepare?.(tenant.id);
+  const found = new Set<number>();
+  const runId = (await planAfterRunsInProgress(app, tenant, () => planIntoJournal(app, tenant, target, {
+    createdAt, existingRunId,
+    runId: () => existingRunId ?? createRun(app.db, tenant.id, { kind: 'approval', fileIds: [], approves: heldRunId }, createdAt),
+    opts: {
+      settings: planSettings(tenant, createdAt, true), syncMarks: false,
+      keep: (_phase, op) => {
+        if (op.op !== 'remove' || op.entity !== 'user' || !heldIds.has(op.id)) return false;
+        found.add(op.id);
+        return true;
+      },
+    },
+    after: (id) => {
+      // The held removals that no longer apply stay in the approval's journal as moot, out of its report.
+      const moot = [...journalEntries(app.db, heldRunId)].filter((e) => e.status === 'held' && e.op === 'remove' && e.entity === 'user' && !found.has(e.id));
+      appendToJournal(app.db, id, moot.map(({ seq: _s, held: _h, status: _st, error: _e, ...op }) => ({ op, status: 'moot' as const })));
+      const mootCount = heldIds.size - found.size; // also for a held run stored before the journal
+      const problems: Problem[] = mootCount > 0
+        ? [{ level: 'warning', file: '(approval)', message: `${mootCount} of ${heldIds.size} held removals are moot: those users are back in the latest snapshot or already changed, and were left alone` }]
+        : [];
+      app.logger.info({ tenant: tenant.id, runId: id, approves: heldRunId, removed: found.size, moot: mootCount }, 'held removals approved');
+      return { problems, unchanged: { users: 0, groups: 0, segments: 0 } };
+    },
+  })))!;
+  return applyAndReport(app, tenant, target, runId, base, {});
 }
 
 /**
@@ -191,7 +184,7 @@ export async function resumeUnfinished(app: App, tenantIds?: Set<string>): Promi
 }
 
 /** Writes the report where the customer reads it: /reports/ in their SFTP folder, as text and JSON. */
-function publish(app: App, report: Report): Report {
+export function publish(app: App, report: Report): Report {
   const dirs = ensureTenantDirs(app.config.paths, report.tenant);
   const stamp = report.createdAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   const base = path.join(dirs.reports, `${stamp}-run-${report.runId}`);

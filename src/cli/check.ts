@@ -1,21 +1,20 @@
 // `wt-sync check --tenant T FILE…` (or `--replay FETCH`): validate files offline and show the plan against the current directory.
-// Nothing is recorded or changed: rows go to memory, not to the database.
+// Nothing is recorded or changed: rows are staged into private files and the plan goes to a throwaway journal
+// (src/apply/dry-run.ts), both deleted at the end.
 import type { Command } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
-import { dryRunPlan } from '../apply/run.js';
+import { checkPlan, type CheckedSnapshot } from '../apply/dry-run.js';
 import { fileTypeOf } from '../intake/file-type.js';
 import { sha256File } from '../intake/sha256.js';
 import type { FileType, Problem } from '../model.js';
-import { MemorySink } from '../parse/memory-sink.js';
 import { parseFile } from '../parse/parse-file.js';
-import type { DesiredSnapshot } from '../plan/types.js';
 import { buildReport, type ReportFile } from '../report/report.js';
-import { loadDesired } from '../store/snapshots.js';
 import type { App } from '../app.js';
 import type { TenantConfig } from '../config/schema.js';
 import { lineToRecord } from '../intake/record-numbers.js';
 import type { Report } from '../report/report.js';
+import { StagingSink } from '../snapshot/staging.js';
 import { replayArchive } from '../sources/api.js';
 import { fetchArchive, readFetchRecord } from '../sources/run-fetch.js';
 import { FetchError } from '../sources/source.js';
@@ -41,9 +40,7 @@ export function register(program: Command): void {
         const type = parseFileType(tenant, o.type);
         if (files.length === 0) throw new UsageError('missing files to check (or --replay FETCH)');
         requireFiles(files);
-        const report = await checkFiles(app, tenant, files.map((file) => ({ path: file, name: path.basename(file), type })));
-        printReport(o, report);
-        return report.files.some((f) => f.status === 'rejected') ? EXIT.failed : EXIT.ok;
+        return checkFiles(app, tenant, files.map((file) => ({ path: file, name: path.basename(file), type })), o);
       });
     });
 }
@@ -57,40 +54,58 @@ export interface CheckInput {
   type?: FileType;
 }
 
-/** Validates files and plans them against the current directory, in memory: records and changes nothing. */
-export async function checkFiles(app: App, tenant: TenantConfig, files: CheckInput[], extraProblems: Problem[] = []): Promise<Report> {
-  const desired = loadDesired(app.db, tenant.id);
+/**
+ * Validates files and plans them against the current directory (checked files replace the stored snapshots of
+ * their type; the other types are read from the store), prints the report and returns the exit code: 1 when a file
+ * is rejected. Records and changes nothing.
+ */
+export async function checkFiles(app: App, tenant: TenantConfig, files: CheckInput[], o: GlobalOptions, extraProblems: Problem[] = []): Promise<number> {
   const reportFiles: ReportFile[] = [];
   const problems: Problem[] = [...extraProblems];
-  for (const [i, file] of files.entries()) {
-    const name = file.name;
-    const match = file.type ? { type: file.type } : fileTypeOf(tenant, name);
-    const entry: ReportFile = { id: -(i + 1), name, type: match.type, sha256: await sha256File(file.path), size: fs.statSync(file.path).size, status: 'rejected', dataRows: null, validRows: null };
-    reportFiles.push(entry);
-    if (match.type === null) {
-      problems.push({ level: 'file', file: name, message: match.reason });
-      continue;
+  const staged: StagingSink[] = [];
+  const snapshots: CheckedSnapshot[] = [];
+  try {
+    for (const [i, file] of files.entries()) {
+      const name = file.name;
+      const match = file.type ? { type: file.type } : fileTypeOf(tenant, name);
+      const entry: ReportFile = { id: -(i + 1), name, type: match.type, sha256: await sha256File(file.path), size: fs.statSync(file.path).size, status: 'rejected', dataRows: null, validRows: null };
+      reportFiles.push(entry);
+      if (match.type === null) {
+        problems.push({ level: 'file', file: name, message: match.reason });
+        continue;
+      }
+      const spec = tenant.files[match.type]!;
+      // Staged into a private file, as a received file is, but never moved into the store.
+      const sink = new StagingSink(app.config.paths.tmpDir);
+      staged.push(sink);
+      const result = await parseFile(fs.createReadStream(file.path), sink, { type: match.type, spec, fileName: name, maxInvalidRowPercent: tenant.safeguards.maxInvalidRowPercent });
+      sink.finish();
+      problems.push(...(file.recordNumbers ? result.problems.map(lineToRecord) : result.problems));
+      Object.assign(entry, { status: result.status, dataRows: result.dataRows, validRows: result.validRows });
+      if (result.status !== 'accepted') continue;
+      snapshots.push({
+        type: match.type, name, rowsFile: sink.file,
+        protectedIds: new Set(result.problems.filter((p) => p.level === 'row' && p.entityId).map((p) => p.entityId!)),
+        fields: new Set(spec.columns.filter((c) => c !== 'ignore')),
+      });
     }
-    const spec = tenant.files[match.type]!;
-    const sink = new MemorySink();
-    const result = await parseFile(fs.createReadStream(file.path), sink, { type: match.type, spec, fileName: name, maxInvalidRowPercent: tenant.safeguards.maxInvalidRowPercent });
-    problems.push(...(file.recordNumbers ? result.problems.map(lineToRecord) : result.problems));
-    Object.assign(entry, { status: result.status, dataRows: result.dataRows, validRows: result.validRows });
-    if (result.status !== 'accepted') continue;
-    const snapshot: DesiredSnapshot<never> = {
-      file: name,
-      records: sink.records as never,
-      protectedIds: new Set(result.problems.filter((p) => p.level === 'row' && p.entityId).map((p) => p.entityId!)),
-      fields: new Set(spec.columns.filter((c) => c !== 'ignore')),
-    };
-    desired[match.type] = snapshot;
+    const code = reportFiles.some((f) => f.status === 'rejected') ? EXIT.failed : EXIT.ok;
+    if (snapshots.length === 0) {
+      printReport(o, buildReport({
+        runId: 0, tenant: tenant.id, status: 'check: rejected', trigger: 'check', createdAt: app.now().toISOString(), files: reportFiles, fileProblems: problems, plan: null, results: null,
+      }));
+      return code;
+    }
+    const checked = await checkPlan(app, tenant, snapshots, { files: reportFiles, fileProblems: problems });
+    try {
+      printReport(o, checked.report);
+    } finally {
+      checked.close();
+    }
+    return code;
+  } finally {
+    for (const sink of staged) sink.discard();
   }
-  const accepted = reportFiles.some((f) => f.status === 'accepted');
-  const plan = accepted ? await dryRunPlan(app, tenant, desired) : null;
-  return buildReport({
-    runId: 0, tenant: tenant.id, status: accepted ? (plan!.safeguard.held ? 'check: would hold removals' : 'check: would apply') : 'check: rejected',
-    trigger: 'check', createdAt: app.now().toISOString(), files: reportFiles, fileProblems: problems, plan, results: null,
-  });
 }
 
 /** `check --replay FETCH`: the archived responses of an api fetch, rendered and validated again, offline. */
@@ -123,9 +138,7 @@ async function replay(app: App, tenant: TenantConfig, fetchId: string, o: Global
       printReport(o, report);
       return EXIT.failed;
     }
-    const report = await checkFiles(app, tenant, files.map((f) => ({ path: f.tempPath, name: f.name, recordNumbers: true })));
-    printReport(o, report);
-    return report.files.some((f) => f.status === 'rejected') ? EXIT.failed : EXIT.ok;
+    return await checkFiles(app, tenant, files.map((f) => ({ path: f.tempPath, name: f.name, recordNumbers: true })), o);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }

@@ -23,7 +23,7 @@ export function register(program: Command): void {
         await resumeUnfinished(app, new Set([tenant.id]));
         const received: ReceivedFile[] = [];
         for (const file of files) received.push(await receiveFile(app, tenant, file, { onProgress: progressLine(file), type }));
-        const report = await reconcile(app, tenant, { kind: 'ingest', fileIds: received.map((f) => f.id) });
+        const report = await reconcile(app, tenant, { kind: 'ingest', fileIds: received.map((f) => f.id) }, undefined, { onApplyProgress: applyProgressLine() });
         if (!report) {
           print(o, { files: received, report: null }, () => received.map((f) => `${f.name}: ${f.status}\n${f.problems.map((p) => `  ${describeProblem(p)}\n`).join('')}`).join(''));
           return EXIT.ok;
@@ -43,5 +43,17 @@ export function progressLine(file: string): ((bytes: number, size: number) => vo
     if (now - last < 200 && bytes < size) return;
     last = now;
     process.stderr.write(`\r${file}: ${Math.round((bytes / Math.max(size, 1)) * 100)}% (${(bytes / 1e6).toFixed(1)} of ${(size / 1e6).toFixed(1)} MB)${bytes >= size ? '\n' : ''}`);
+  };
+}
+
+/** The apply's progress line on a terminal (operations applied of the plan's); nothing when output is piped. */
+export function applyProgressLine(): ((done: number, total: number) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  let last = 0;
+  return (done, total) => {
+    const now = Date.now();
+    if (now - last < 200 && done < total) return;
+    last = now;
+    process.stderr.write(`\rapply: ${Math.round((done / Math.max(total, 1)) * 100)}% (${done} of ${total} operations)${done >= total ? '\n' : ''}`);
   };
 }

@@ -44,9 +44,7 @@ export function register(program: Command): void {
               print(o, { files: [], report: null }, () => 'nothing new to fetch\n');
               return EXIT.ok;
             }
-            const report = await checkFiles(app, tenant, outcome.files.map((f) => ({ path: f.tempPath, name: f.name, recordNumbers: f.records !== undefined })));
-            printReport(o, report);
-            return report.files.some((f) => f.status === 'rejected') ? EXIT.failed : EXIT.ok;
+            return await checkFiles(app, tenant, outcome.files.map((f) => ({ path: f.tempPath, name: f.name, recordNumbers: f.records !== undefined })), o);
           } finally {
             outcome.cleanup();
           }

@@ -1,9 +1,11 @@
 // Desired state against the directory → an ordered plan. Pure: no I/O, no clock (the caller passes `now`).
 import type { Rules } from '../config/schema.js';
 import { USER_SCALAR_FIELDS, type GroupRecord, type Problem, type SegmentRecord, type UserRecord, type UserScalarField } from '../model.js';
-import type {
-  DesiredSnapshot, DesiredState, DirectoryGroup, DirectoryState, DirectoryUser, FieldChange, Operation, Plan,
-  PlannedOperation, Role, SafeguardCheck,
+import { compareIds } from './order.js';
+import {
+  PHASES, type DesiredSnapshot, type DesiredState, type DesiredUserRow, type DesiredUsers, type DirectoryGroup, type DirectorySegment,
+  type DirectoryState, type DirectoryUser, type DirectoryUserEntry, type FieldChange, type Operation, type Phase, type Plan,
+  type PlannedOperation, type PlanSink, type PlanSummary, type Role, type SafeguardCheck,
 } from './types.js';
 
 export interface PlanSettings {
@@ -17,123 +19,214 @@ export interface PlanSettings {
   approved?: boolean;
 }
 
+/**
+ * The whole plan in memory, from desired state and directory held whole (tests, small inputs). It is the streaming
+ * planner (`planStream`) fed from arrays, so both plan alike, operation for operation.
+ */
 export function buildPlan(desired: DesiredState, dir: DirectoryState, settings: PlanSettings): Plan {
+  const users = desired.users && {
+    id: desired.users.id, file: desired.users.file, fields: desired.users.fields, protectedIds: desired.users.protectedIds,
+    rows: [...desired.users.records].sort((a, b) => compareIds(a.record.externalId, b.record.externalId))
+      .map((r): DesiredUserRow => ({ externalId: r.record.externalId, line: r.line, hash: r.hash, record: () => r.record })),
+  };
+  const sink = new MemoryPlanSink();
+  const summary = planStream({ groups: desired.groups, segments: desired.segments, users, tree: dir, directoryUsers: directoryEntries(dir) }, settings, sink);
+  return { tenant: settings.tenant, createdAt: settings.now, ops: sink.ops(summary.safeguard.held), problems: summary.problems, unchanged: summary.unchanged, safeguard: summary.safeguard };
+}
+
+/** A directory held whole as the stream the planner reads: users with external IDs in ID order, then the others. */
+export function directoryEntries(dir: DirectoryState): DirectoryUserEntry[] {
+  const memberships = groupBy(dir.memberships, (m) => m.userId);
+  const links = groupBy(dir.segmentLinks, (l) => l.userId);
+  const entries = dir.users.map((u): DirectoryUserEntry => ({ ...u, memberships: memberships.get(u.id) ?? [], segmentLinks: links.get(u.id) ?? [] }));
+  const withId = entries.filter((u) => u.externalId !== null).sort((a, b) => compareIds(a.externalId!, b.externalId!));
+  return [...withId, ...entries.filter((u) => u.externalId === null)];
+}
+
+/** Collects a streamed plan per phase and numbers it in apply order. */
+export class MemoryPlanSink implements PlanSink {
+  private readonly parts = new Map<Phase, Operation[]>(PHASES.map((p) => [p, []]));
+  add(phase: Phase, op: Operation): void {
+    this.parts.get(phase)!.push(op);
+  }
+  discard(phase: Phase): void {
+    this.parts.set(phase, []);
+  }
+  ops(holdRemovals: boolean): PlannedOperation[] {
+    // Every op object was made by the planner, so numbering (and holding) them in place saves a copy per op.
+    const ops = PHASES.flatMap((p) => this.parts.get(p)!) as PlannedOperation[];
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i];
+      op.seq = i + 1;
+      if (holdRemovals && op.op === 'remove' && op.entity === 'user') op.held = true;
+    }
+    return ops;
+  }
+}
+
+export interface StreamInput {
+  groups?: DesiredSnapshot<GroupRecord>;
+  segments?: DesiredSnapshot<SegmentRecord>;
+  users?: DesiredUsers;
+  /** The directory's groups and segments (thousands: held whole). */
+  tree: { groups: DirectoryGroup[]; segments: DirectorySegment[] };
+  /** Directory users with an external ID in `compareIds` order, then those without (made by hand). */
+  directoryUsers: Iterable<DirectoryUserEntry>;
+  /**
+   * Sync marks (src/apply/sync-marks.ts): the mark a row gets once applied. A live user whose stored mark equals
+   * its row's is known unchanged and skipped unread; without `markOf` every user is planned.
+   */
+  markOf?: (row: DesiredUserRow) => string | undefined;
+}
+
+/**
+ * The plan as a stream: groups and segments in memory, users as a merge of two streams ordered by external ID
+ * (snapshot rows, directory users), one user at a time, so memory does not grow with the number of users. What
+ * needs the whole picture is counted on the way and decided at the end: the safeguard (the caller holds the
+ * user removals when `safeguard.held`) and "no valid row removes nobody" (the removals are discarded).
+ */
+export function planStream(input: StreamInput, settings: PlanSettings, sink: PlanSink): PlanSummary {
   const problems: Problem[] = [];
   const unchanged = { users: 0, groups: 0, segments: 0 };
+  const counts = Object.fromEntries(PHASES.map((p) => [p, 0])) as Record<Phase, number>;
+  const add = (phase: Phase, op: Operation, mark?: string) => {
+    counts[phase]++;
+    sink.add(phase, op, mark);
+  };
+  const { tree } = input;
+  const groupsById = indexByExternalId(tree.groups);
+  const segmentsById = indexByExternalId(tree.segments);
 
-  const groupsById = indexByExternalId(dir.groups);
-  const segmentsById = indexByExternalId(dir.segments);
-  const usersById = indexByExternalId(dir.users);
-
-  const groupOps = desired.groups ? planGroups(desired.groups, dir.groups, groupsById, unchanged) : { upserts: [], removals: [], problems: [] };
+  const groupOps = input.groups ? planGroups(input.groups, tree.groups, groupsById, unchanged) : { upserts: [], removals: [], problems: [] };
   problems.push(...groupOps.problems);
-  const segmentOps = desired.segments ? planSegments(desired.segments, dir.segments, segmentsById, unchanged) : { upserts: [], removals: [] };
+  const segmentOps = input.segments ? planSegments(input.segments, tree.segments, segmentsById, unchanged) : { upserts: [], removals: [] };
+  for (const op of groupOps.upserts) add('groupUpserts', op);
+  for (const op of segmentOps.upserts) add('segmentUpserts', op);
 
   // References resolve against the combined desired state: the group/segment snapshot when there is one, else the directory.
-  const knownGroups = desired.groups ? new Set(desired.groups.records.map((r) => r.record.externalId)) : new Set(groupsById.keys());
-  const knownSegments = desired.segments ? new Set(desired.segments.records.map((r) => r.record.externalId)) : new Set(segmentsById.keys());
+  const knownGroups = input.groups ? new Set(input.groups.records.map((r) => r.record.externalId)) : new Set(groupsById.keys());
+  const knownSegments = input.segments ? new Set(input.segments.records.map((r) => r.record.externalId)) : new Set(segmentsById.keys());
   const removedGroups = new Set(groupOps.removals.map((o) => o.externalId));
   const removedSegments = new Set(segmentOps.removals.map((o) => o.externalId));
 
-  const userUpserts: Operation[] = [];
-  const links: Operation[] = [];
-  const userRemovals: Operation[] = [];
-  const purges: Operation[] = [];
-  // Users the file names (valid or not): never purged, since they are being restored or left alone.
-  const inFile = new Set<string>();
-
-  if (desired.users) {
-    const snap = desired.users;
+  let removals = 0;
+  let restores = 0;
+  let managedUsers = 0;
+  const snap = input.users;
+  // A missing users snapshot means users are not managed at all: no removals, no purges.
+  if (snap) {
     const fields = snap.fields;
-    const protectedIds = new Set(snap.protectedIds);
-    const membershipsByUser = groupBy(dir.memberships, (m) => m.userId);
-    const segmentLinksByUser = groupBy(dir.segmentLinks, (l) => l.userId);
-    const groupExtById = new Map(dir.groups.map((g) => [g.id, g.externalId]));
-    const segmentExtById = new Map(dir.segments.map((s) => [s.id, s.externalId]));
+    const protectedIds = snap.protectedIds;
+    const groupExtById = new Map(tree.groups.map((g) => [g.id, g.externalId]));
+    const segmentExtById = new Map(tree.segments.map((s) => [s.id, s.externalId]));
     const mappedScalars = USER_SCALAR_FIELDS.filter((f) => fields.has(f));
     const manageMemberships = fields.has('memberOf') || fields.has('adminOf');
     const manageSegments = fields.has('segments');
-    const seen = new Set<string>(snap.inSync);
-    unchanged.users += snap.inSync?.size ?? 0;
+    const markOf = input.markOf;
+    const removeAll = settings.rules.userRemoval === 'all';
+    let seen = 0;
 
-    for (const { record, line } of snap.records) {
+    // Live users the tenant's removal rule can reach: the base of the safeguard's percentage.
+    const visit = (u: DirectoryUserEntry) => {
+      if (!u.removedAt && (removeAll || u.externalId !== null)) managedUsers++;
+    };
+    // A user the file names but leaves alone (a rejected row, an unknown reference) is never removed or purged.
+    const planRow = (row: DesiredUserRow, existing: DirectoryUserEntry | undefined) => {
+      if (existing) visit(existing);
       // A rejected row (e.g. a later duplicate of this external ID) protects the entity even when another row for it is valid.
-      if (snap.protectedIds.has(record.externalId)) continue;
-      const refProblems = checkReferences(record, line, snap.file, knownGroups, knownSegments);
+      if (protectedIds.has(row.externalId)) return;
+      const mark = markOf?.(row);
+      if (existing && mark !== undefined && !existing.removedAt && existing.mark === mark) {
+        seen++;
+        unchanged.users++;
+        return;
+      }
+      const record = row.record();
+      const refProblems = checkReferences(record, row.line, snap.file, knownGroups, knownSegments);
       if (refProblems.length > 0) {
         problems.push(...refProblems);
-        protectedIds.add(record.externalId);
-        continue;
+        return;
       }
-      seen.add(record.externalId);
-      const existing = usersById.get(record.externalId);
+      seen++;
       if (!existing) {
         // A new user's links travel with its creation: one op per new user, not one per link.
         const create: Operation & { op: 'create' } = { op: 'create', entity: 'user', externalId: record.externalId, after: userFields(record, fields) };
         if (manageMemberships) create.memberships = desiredMemberships(record);
         if (manageSegments) create.segments = [...new Set(record.segments ?? [])];
-        userUpserts.push(create);
-        continue;
+        add('userUpserts', create, mark);
+        return;
       }
-      let changed = false;
+      const upserts: Operation[] = [];
+      let links: Operation[] = NO_OPS;
       if (existing.removedAt) {
-        userUpserts.push({ op: 'restore', entity: 'user', externalId: record.externalId, id: existing.id });
-        changed = true;
+        upserts.push({ op: 'restore', entity: 'user', externalId: record.externalId, id: existing.id });
+        restores++;
       }
       const changes = userChanges(existing, record, mappedScalars, settings.rules);
-      if (changes.length > 0) {
-        userUpserts.push({ op: 'update', entity: 'user', externalId: record.externalId, id: existing.id, changes });
-        changed = true;
-      }
-      if (manageMemberships) {
-        const ops = membershipOps(record, fields, membershipsByUser.get(existing.id) ?? [], groupExtById, removedGroups, settings.rules.membershipUpdate);
-        if (ops.length > 0) changed = true;
-        links.push(...ops);
-      }
+      if (changes.length > 0) upserts.push({ op: 'update', entity: 'user', externalId: record.externalId, id: existing.id, changes });
+      if (manageMemberships) links = membershipOps(record, fields, existing.memberships, groupExtById, removedGroups, settings.rules.membershipUpdate);
       if (manageSegments) {
-        const ops = segmentLinkOps(record, segmentLinksByUser.get(existing.id) ?? [], segmentExtById, removedSegments, settings.rules.segmentConnectionUpdate);
-        if (ops.length > 0) changed = true;
-        links.push(...ops);
+        const ops = segmentLinkOps(record, existing.segmentLinks, segmentExtById, removedSegments, settings.rules.segmentConnectionUpdate);
+        if (ops.length > 0) links = links.length > 0 ? [...links, ...ops] : ops;
       }
-      if (!changed) unchanged.users++;
-    }
+      if (upserts.length === 0 && links.length === 0) {
+        unchanged.users++;
+        if (mark !== undefined && existing.mark !== mark) sink.unchanged?.(record.externalId, mark);
+        return;
+      }
+      // The mark rides on the user's last operation: set once everything before it went through.
+      const last = links.length > 0 ? links[links.length - 1] : upserts[upserts.length - 1];
+      for (const op of upserts) add('userUpserts', op, op === last ? mark : undefined);
+      for (const op of links) add('links', op, op === last ? mark : undefined);
+    };
+    const planAbsent = (u: DirectoryUserEntry) => {
+      visit(u);
+      if (u.externalId !== null && protectedIds.has(u.externalId)) return;
+      if (u.removedAt) {
+        if (u.purgeAfter && u.purgeAfter <= settings.now) add('purges', { op: 'purge', entity: 'user', externalId: u.externalId, id: u.id, name: displayName(u) });
+        return;
+      }
+      if (u.externalId === null && !removeAll) return;
+      add('userRemovals', { op: 'remove', entity: 'user', externalId: u.externalId, id: u.id, name: displayName(u) });
+      removals++;
+    };
 
-    for (const id of seen) inFile.add(id);
-    for (const id of protectedIds) inFile.add(id);
+    const rows = snap.rows[Symbol.iterator]();
+    const users = input.directoryUsers[Symbol.iterator]();
+    let r = rows.next();
+    let u = users.next();
+    while (!r.done || !u.done) {
+      const order = r.done ? 1 : u.done || u.value.externalId === null ? -1 : compareIds(r.value.externalId, u.value.externalId);
+      if (order < 0) {
+        planRow(r.value, undefined);
+        r = rows.next();
+      } else if (order > 0) {
+        planAbsent(u.value);
+        u = users.next();
+      } else {
+        planRow(r.value, u.value);
+        r = rows.next();
+        u = users.next();
+      }
+    }
     // Zero valid rows (all rejected, or every reference unknown) is never read as "remove everyone" (SPEC §3.5).
-    if (seen.size === 0) problems.push({ level: 'warning', file: snap.file, message: 'no valid user rows: no user was removed' });
-    for (const user of seen.size === 0 ? [] : dir.users) {
-      if (user.removedAt) continue;
-      if (user.externalId !== null && (seen.has(user.externalId) || protectedIds.has(user.externalId))) continue;
-      if (user.externalId === null && settings.rules.userRemoval === 'externalIdOnly') continue;
-      userRemovals.push({ op: 'remove', entity: 'user', externalId: user.externalId, id: user.id, name: displayName(user) });
+    if (seen === 0) {
+      problems.push({ level: 'warning', file: snap.file, message: 'no valid user rows: no user was removed' });
+      sink.discard('userRemovals');
+      counts.userRemovals = 0;
+      removals = 0;
     }
   }
+  for (const op of segmentOps.removals) add('segmentRemovals', op);
+  for (const op of groupOps.removals) add('groupRemovals', op);
 
-  // A missing users snapshot means users are not managed at all: no purges either.
-  for (const user of desired.users ? dir.users : []) {
-    if (user.removedAt && user.purgeAfter && user.purgeAfter <= settings.now && !(user.externalId !== null && inFile.has(user.externalId))) {
-      purges.push({ op: 'purge', entity: 'user', externalId: user.externalId, id: user.id, name: displayName(user) });
-    }
-  }
-
-  const restores = userUpserts.filter((o) => o.op === 'restore').length;
-  const safeguard = checkSafeguard(userRemovals.length, restores, dir.users, settings);
-  // Every op object was made here, so numbering (and holding) them in place saves a copy per op.
-  const ops = [
-    groupOps.upserts, segmentOps.upserts, userUpserts, links, userRemovals, segmentOps.removals, groupOps.removals, purges,
-  ].flat() as PlannedOperation[];
-  for (let i = 0; i < ops.length; i++) {
-    const op = ops[i];
-    op.seq = i + 1;
-    if (safeguard.held && op.op === 'remove' && op.entity === 'user') op.held = true;
-  }
-  return { tenant: settings.tenant, createdAt: settings.now, ops, problems, unchanged, safeguard };
+  const safeguard = checkSafeguard(removals, restores, managedUsers, settings);
+  return { problems, unchanged, safeguard, counts };
 }
 
-function checkSafeguard(removals: number, restores: number, users: DirectoryUser[], settings: PlanSettings): SafeguardCheck {
+function checkSafeguard(removals: number, restores: number, liveManaged: number, settings: PlanSettings): SafeguardCheck {
   // Users this plan restores are managed again: counting them keeps a big comeback from looking like a purge.
-  const managedUsers = restores + users.filter((u) => !u.removedAt && (settings.rules.userRemoval === 'all' || u.externalId !== null)).length;
+  const managedUsers = restores + liveManaged;
   const base = { removals, managedUsers, maxRemovals: settings.maxRemovals, maxRemovalPercent: settings.maxRemovalPercent };
   if (settings.approved || removals === 0) return { ...base, held: false };
   const percent = managedUsers === 0 ? 100 : (removals / managedUsers) * 100;

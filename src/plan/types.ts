@@ -41,11 +41,6 @@ export interface DesiredSnapshot<T> {
   protectedIds: Set<string>;
   /** Fields the tenant maps for this type; unmapped fields are never touched. */
   fields: Set<string>;
-  /**
-   * External IDs whose rows are known to be applied already and unchanged since (see src/apply/sync-marks.ts):
-   * left out of `records`, they count as present and unchanged.
-   */
-  inSync?: Set<string>;
 }
 
 /** The tenant's latest accepted snapshot per type; a missing type is not managed at all. */
@@ -95,4 +90,55 @@ export interface Plan {
   problems: Problem[];
   unchanged: { users: number; groups: number; segments: number };
   safeguard: SafeguardCheck;
+}
+
+/** A users snapshot row as the streaming planner reads it: the record is built only when the row is planned. */
+export interface DesiredUserRow {
+  externalId: string;
+  line: number;
+  /** The hash of the row's content, when stored (sync marks). */
+  hash?: string;
+  record(): UserRecord;
+}
+
+/** The users snapshot as a stream of rows ordered by external ID (see order.ts). */
+export interface DesiredUsers {
+  id?: number;
+  file: string;
+  fields: Set<string>;
+  protectedIds: Set<string>;
+  rows: Iterable<DesiredUserRow>;
+}
+
+/** A directory user with its memberships and segment links, and the sync mark a run left on it. */
+export interface DirectoryUserEntry extends DirectoryUser {
+  mark?: string | null;
+  memberships: DirectoryMembership[];
+  segmentLinks: DirectorySegmentLink[];
+}
+
+/**
+ * The parts of a plan in apply order. The planner emits users' operations of several parts interleaved (one
+ * user at a time); a sink keeps each part apart and concatenates them in this order.
+ */
+export const PHASES = ['groupUpserts', 'segmentUpserts', 'userUpserts', 'links', 'userRemovals', 'segmentRemovals', 'groupRemovals', 'purges'] as const;
+export type Phase = (typeof PHASES)[number];
+
+/** Where a streaming plan goes: an in-memory list (buildPlan, check) or the journal (a run). */
+export interface PlanSink {
+  /** `mark`: the sync mark the user gets once this, its last operation, is done. */
+  add(phase: Phase, op: Operation, mark?: string): void;
+  /** Drops every operation added to `phase` so far. */
+  discard(phase: Phase): void;
+  /** A user planned in full that needs no change: its row is applied as it is. */
+  unchanged?(externalId: string, mark: string): void;
+}
+
+/** What a plan decides as a whole, beside its operations. */
+export interface PlanSummary {
+  problems: Problem[];
+  unchanged: { users: number; groups: number; segments: number };
+  safeguard: SafeguardCheck;
+  /** Operations added, per phase (after discards). */
+  counts: Record<Phase, number>;
 }

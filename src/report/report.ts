@@ -1,7 +1,6 @@
 // The reconciliation report of one run: what changed, what was held, what failed, and every problem found.
 import type { FileType, Problem } from '../model.js';
 import type { Plan, PlannedOperation, SafeguardCheck } from '../plan/types.js';
-import type { OperationResult } from '../targets/target.js';
 
 export interface ReportFile {
   id: number;
@@ -14,7 +13,10 @@ export interface ReportFile {
   validRows: number | null;
 }
 
-export type ReportOperation = PlannedOperation & { status: OperationResult['status'] | 'planned'; error?: string };
+export type ReportOperation = PlannedOperation & { status: 'done' | 'failed' | 'held' | 'planned'; error?: string };
+
+/** An operation's outcome as an in-memory report reads it (check: none). */
+export interface OperationResult { seq: number; status: 'done' | 'failed' | 'held'; error?: string }
 
 export interface ReportCounts {
   created: number;
@@ -46,6 +48,71 @@ export interface Report {
   problems: Problem[];
 }
 
+const COUNTER = { create: 'created', update: 'updated', remove: 'removed', restore: 'restored', purge: 'purged', link: 'linked', unlink: 'unlinked' } as const;
+
+function emptyCounts(unchanged: number): ReportCounts {
+  return { created: 0, updated: 0, removed: 0, restored: 0, purged: 0, linked: 0, unlinked: 0, unchanged, held: 0, failed: 0, fileErrors: 0, rowErrors: 0, warnings: 0 };
+}
+
+function countProblems(counts: ReportCounts, problems: Problem[]): void {
+  for (const p of problems) {
+    if (p.level === 'file') counts.fileErrors++;
+    else if (p.level === 'row') counts.rowErrors++;
+    else counts.warnings++;
+  }
+}
+
+/** The report's counts from the journal's counts per kind and status, without reading its operations. */
+export function countsOf(ops: { op: PlannedOperation['op']; status: string; n: number }[], unchanged: number, problems: Problem[]): ReportCounts {
+  const counts = emptyCounts(unchanged);
+  for (const { op, status, n } of ops) {
+    if (status === 'held') counts.held += n;
+    else if (status === 'failed') counts.failed += n;
+    else counts[COUNTER[op]] += n;
+  }
+  countProblems(counts, problems);
+  return counts;
+}
+
+const STREAM = Symbol('operations stream');
+const STREAM_JSON = Symbol('operations stream as JSON');
+
+/** The report without its operations, read without touching them (they may live in the journal). */
+export function reportSummary(r: Report): Omit<Report, 'operations'> {
+  const summary: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(Object.getOwnPropertyDescriptors(r))) if (k !== 'operations') summary[k] = v.value;
+  return summary as Omit<Report, 'operations'>;
+}
+
+/**
+ * A report whose operations stay in the journal: writing it (text, JSON) streams them page by page; reading
+ * `operations` (tests, small reports) reads them all into memory once.
+ */
+export function streamedReport(summary: Omit<Report, 'operations'>, operations: () => Iterable<ReportOperation>, json?: () => Iterable<string>): Report {
+  let all: ReportOperation[] | undefined;
+  const report = { ...summary } as Report;
+  Object.defineProperty(report, 'operations', { enumerable: true, get: () => (all ??= [...operations()]) });
+  Object.defineProperty(report, STREAM, { enumerable: false, value: operations });
+  if (json) Object.defineProperty(report, STREAM_JSON, { enumerable: false, value: json });
+  return report;
+}
+
+/** A report's operations as JSON texts, when they can be had without building the objects. */
+export function operationsJsonOf(r: Report): Iterable<string> {
+  const json = (r as unknown as Record<symbol, (() => Iterable<string>) | undefined>)[STREAM_JSON];
+  if (json) return json();
+  return (function* () {
+    for (const o of operationsOf(r)) yield JSON.stringify(o);
+  })();
+}
+
+/** A report's operations, streamed from the journal when they live there. */
+export function operationsOf(r: Report): Iterable<ReportOperation> {
+  const stream = (r as unknown as Record<symbol, (() => Iterable<ReportOperation>) | undefined>)[STREAM];
+  return stream ? stream() : r.operations;
+}
+
+/** An in-memory report from an in-memory plan (check). */
 export function buildReport(args: {
   runId: number;
   tenant: string;
@@ -61,12 +128,7 @@ export function buildReport(args: {
   const bySeq = new Map<number, OperationResult>();
   if (results) for (const r of results) bySeq.set(r.seq, r);
   const problems = plan ? [...args.fileProblems, ...plan.problems] : args.fileProblems;
-  const counts: ReportCounts = {
-    created: 0, updated: 0, removed: 0, restored: 0, purged: 0, linked: 0, unlinked: 0,
-    unchanged: plan ? plan.unchanged.users + plan.unchanged.groups + plan.unchanged.segments : 0,
-    held: 0, failed: 0, fileErrors: 0, rowErrors: 0, warnings: 0,
-  };
-  const COUNTER = { create: 'created', update: 'updated', remove: 'removed', restore: 'restored', purge: 'purged', link: 'linked', unlink: 'unlinked' } as const;
+  const counts = emptyCounts(plan ? plan.unchanged.users + plan.unchanged.groups + plan.unchanged.segments : 0);
   // One pass, and the outcome is written onto the plan's own op objects (the plan is finished with once it is
   // reported): a first load can hold hundreds of thousands of operations, and copies of them cost seconds of GC.
   const operations = (plan?.ops ?? []) as ReportOperation[];
@@ -78,11 +140,7 @@ export function buildReport(args: {
     else if (op.status === 'failed') counts.failed++;
     else counts[COUNTER[op.op]]++;
   }
-  for (const p of problems) {
-    if (p.level === 'file') counts.fileErrors++;
-    else if (p.level === 'row') counts.rowErrors++;
-    else counts.warnings++;
-  }
+  countProblems(counts, problems);
   return {
     runId: args.runId, tenant: args.tenant, status: args.status, trigger: args.trigger, createdAt: args.createdAt,
     files: args.files, counts, safeguard: plan?.safeguard ?? null, operations, problems,

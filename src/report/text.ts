@@ -1,7 +1,7 @@
 // Reports and problems as text for people (the customer's /reports/ folder, the CLI).
 import type { Problem } from '../model.js';
 import type { Operation } from '../plan/types.js';
-import type { Report, ReportOperation } from './report.js';
+import { operationsJsonOf, operationsOf, reportSummary, type Report, type ReportOperation } from './report.js';
 
 const q = (v: string | null | undefined) => (v === null || v === undefined ? '(empty)' : JSON.stringify(v));
 
@@ -74,18 +74,20 @@ export function* reportLines(r: Report): Generator<string> {
       yield `  ${describeProblem(p)}\n`;
     }
   }
-  if (r.operations.length) {
-    yield '\noperations:\n';
-    for (const o of r.operations) yield `${opLine(o)}\n`;
+  let first = true;
+  for (const o of operationsOf(r)) {
+    if (first) yield '\noperations:\n';
+    first = false;
+    yield `${opLine(o)}\n`;
   }
 }
 
 /** The report as compact JSON, in pieces, so that no single string has to hold a huge report. */
 export function* reportJson(r: Report): Generator<string> {
-  const { operations, ...summary } = r;
-  const head = JSON.stringify(summary);
+  const head = JSON.stringify(reportSummary(r));
   yield `${head.slice(0, -1)},"operations":[`;
-  for (let i = 0; i < operations.length; i++) yield (i ? ',' : '') + JSON.stringify(operations[i]);
+  let i = 0;
+  for (const o of operationsJsonOf(r)) yield (i++ ? ',' : '') + o;
   yield ']}\n';
 }
 

@@ -103,7 +103,9 @@ export class StagingSink implements RowSink {
 
   /** Ends writing; the file stays for `commitSnapshot` to move into place. */
   finish(): void {
-    if (this.db.inTransaction) this.db.exec('COMMIT');
+    // The planner reads users in external-ID order (a merge with the directory), and compares a row's hash before
+    // reading the row itself (sync marks): one index covering both, built once here, after the inserts.
+    if (this.db.inTransaction) this.db.exec('CREATE INDEX rows_by_external_id ON rows (external_id, hash); COMMIT');
     this.db.close();
   }
 

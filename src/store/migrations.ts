@@ -122,4 +122,29 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (run_id, first_seq)
   ) WITHOUT ROWID;
   `,
+  `
+  -- The journal: a run's plan as stored data, one row per operation in apply order, each with its outcome
+  -- (docs/engine.md). planned -> done | failed (error) ; held (safeguard, awaits approval) ; moot (an approval
+  -- found it no longer applies). A restart continues at the first operation still planned.
+  CREATE TABLE journal (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    op TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    -- The external ID of the entity (for links: the user's), to find a user's operations.
+    entity_id TEXT,
+    -- The whole operation as JSON: before -> after, IDs, names.
+    data TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('planned', 'done', 'failed', 'held', 'moot')),
+    error TEXT,
+    -- The sync mark the user gets once this, its last operation of the run, is done (src/apply/sync-marks.ts).
+    mark TEXT,
+    PRIMARY KEY (run_id, seq)
+  ) WITHOUT ROWID;
+  -- What the planner decided as a whole (problems, unchanged counts, safeguard): with the journal, all a restart
+  -- needs to finish the run and write its report.
+  ALTER TABLE runs ADD COLUMN plan TEXT;
+  -- Users made by hand (no external ID), read after the others by the streaming planner.
+  CREATE INDEX dir_users_manual ON dir_users (tenant, id) WHERE external_id IS NULL;
+  `,
 ];

@@ -1,6 +1,7 @@
-// Reconciliation runs: their trigger and their report, which holds the plan's operations with each outcome.
-import type { Report, ReportOperation } from '../report/report.js';
+// Reconciliation runs: their trigger and their report; the report's operations are the run's journal (journal.ts).
+import { reportSummary, streamedReport, type Report, type ReportOperation } from '../report/report.js';
 import type { Db } from './db.js';
+import { hasJournal, heldUserRemovals, journalEntries, journalJson } from './journal.js';
 
 export type RunStatus = 'pending' | 'applied' | 'held' | 'approved' | 'superseded' | 'rejected' | 'failed';
 
@@ -25,36 +26,32 @@ const SELECT = 'SELECT id, tenant, status, trigger, created_at AS createdAt, fin
 
 function toRun(db: Db, r: Record<string, unknown> | undefined): RunRow | undefined {
   if (!r) return undefined;
-  const report = r.report ? (JSON.parse(r.report as string) as Report) : null;
-  if (report) report.operations = runOperations(db, r.id as number);
+  const id = r.id as number;
+  const summary = r.report ? (JSON.parse(r.report as string) as Omit<Report, 'operations'>) : null;
+  // Operations stream from the journal; runs stored before it keep theirs in run_operations.
+  const report = summary && (hasJournal(db, id) ? streamedReport(summary, () => journalEntries(db, id), () => journalJson(db, id)) : { ...summary, operations: legacyOperations(db, id) });
   return { ...(r as unknown as RunRow), trigger: JSON.parse(r.trigger as string), report };
 }
 
-const OPERATIONS_PER_ROW = 5000;
-
-function runOperations(db: Db, runId: number): ReportOperation[] {
+/** Operations of runs finished before the journal existed (schema version 1). */
+function legacyOperations(db: Db, runId: number): ReportOperation[] {
   const batches = db.prepare('SELECT operations FROM run_operations WHERE run_id = ? ORDER BY first_seq').pluck().all(runId) as string[];
   return batches.flatMap((b) => JSON.parse(b) as ReportOperation[]);
 }
 
 /** Directory IDs of the user removals a run held back. */
 export function heldRemovalIds(db: Db, runId: number): number[] {
-  return runOperations(db, runId).flatMap((o) => (o.status === 'held' && o.op === 'remove' && o.entity === 'user' ? [o.id] : []));
+  if (hasJournal(db, runId)) return heldUserRemovals(db, runId);
+  return legacyOperations(db, runId).flatMap((o) => (o.status === 'held' && o.op === 'remove' && o.entity === 'user' ? [o.id] : []));
 }
 
 export function createRun(db: Db, tenant: string, trigger: RunTrigger, now: string): number {
   return Number(db.prepare("INSERT INTO runs (tenant, status, trigger, created_at) VALUES (?, 'pending', ?, ?)").run(tenant, JSON.stringify(trigger), now).lastInsertRowid);
 }
 
-/** Stores the outcome: the report's summary on the run, each operation in its own row (no giant strings). */
+/** Stores the outcome: the report's summary on the run; its operations are the run's journal. */
 export function finishRun(db: Db, id: number, r: { status: RunStatus; report: Report; now: string }): void {
-  const { operations, ...summary } = r.report;
-  db.prepare('UPDATE runs SET status = ?, report = ?, finished_at = ? WHERE id = ?').run(r.status, JSON.stringify(summary), r.now, id);
-  const insert = db.prepare('INSERT OR REPLACE INTO run_operations (run_id, first_seq, operations) VALUES (?, ?, ?)');
-  for (let i = 0; i < operations.length; i += OPERATIONS_PER_ROW) {
-    const batch = operations.slice(i, i + OPERATIONS_PER_ROW);
-    insert.run(id, batch[0].seq, JSON.stringify(batch));
-  }
+  db.prepare('UPDATE runs SET status = ?, report = ?, finished_at = ? WHERE id = ?').run(r.status, JSON.stringify(reportSummary(r.report)), r.now, id);
 }
 
 export function markPublished(db: Db, id: number, now: string): void {

@@ -3,7 +3,7 @@ import type { FileType, GroupRecord, Problem, SegmentRecord, UserRecord } from '
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DesiredSnapshot, DesiredState, Located } from '../plan/types.js';
+import type { DesiredSnapshot, DesiredState, DesiredUserRow, DesiredUsers, Located } from '../plan/types.js';
 import { inTransaction, type Db } from './db.js';
 import { finishFile } from './files.js';
 
@@ -86,32 +86,85 @@ function latest(db: Db, tenant: string, type: FileType): LatestSnapshot | undefi
 /** What decides, besides a user's own row, how that user is planned: see src/apply/sync-marks.ts. */
 export interface SnapshotContext { usersFields?: string[]; groups?: number; segments?: number }
 
-/**
- * The tenant's desired state. `inSyncFor` may say, given the snapshots actually read, which user rows are known
- * applied and unchanged: those are not parsed, only listed in `users.inSync`.
- */
-export function loadDesired(db: Db, tenant: string, inSyncFor?: (context: SnapshotContext) => (externalId: string, rowHash: string) => boolean): DesiredState {
+/** The tenant's desired state, whole in memory (tests, small tenants; a run streams the users instead). */
+export function loadDesired(db: Db, tenant: string): DesiredState {
   const groups = loadLatest<GroupRecord>(db, tenant, 'groups');
   const segments = loadLatest<SegmentRecord>(db, tenant, 'segments');
-  const users = loadLatest<UserRecord>(db, tenant, 'users', inSyncFor && ((fields) => inSyncFor({ usersFields: fields, groups: groups?.id, segments: segments?.id })));
+  const users = loadLatest<UserRecord>(db, tenant, 'users');
   return { users, groups, segments };
 }
 
-function loadLatest<T>(db: Db, tenant: string, type: FileType, inSyncFor?: (fields: string[]) => (externalId: string, rowHash: string) => boolean): DesiredSnapshot<T> | undefined {
-  const snap = latest(db, tenant, type);
+/** The latest groups and segments snapshots (thousands of rows: in memory). */
+export function loadDesiredTree(db: Db, tenant: string): Pick<DesiredState, 'groups' | 'segments'> {
+  return { groups: loadLatest<GroupRecord>(db, tenant, 'groups'), segments: loadLatest<SegmentRecord>(db, tenant, 'segments') };
+}
+
+/**
+ * The latest users snapshot as a stream of rows ordered by external ID (the planner's order, src/plan/order.ts),
+ * read from its rows file; a row's record is parsed only when asked for. `whole()` says whether most rows will
+ * be planned (see openUsersRows). `close` when done.
+ */
+export function openDesiredUsers(db: Db, tenant: string, whole: () => boolean = () => true): (DesiredUsers & { close(): void }) | undefined {
+  const snap = latest(db, tenant, 'users');
   if (!snap) return undefined;
-  const inSync = inSyncFor?.(JSON.parse(snap.fields) as string[]);
   const protectedIds = new Set(db.prepare('SELECT entity_id FROM snapshot_problems WHERE snapshot_id = ? AND entity_id IS NOT NULL').pluck().all(snap.id) as string[]);
-  const rowsDb = new Database(path.join(snapshotsDir(db), snap.rowsFile), { readonly: true, fileMustExist: true });
+  const file = path.join(snapshotsDir(db), snap.rowsFile);
+  return openUsersRows(file, { id: snap.id, file: snap.name, fields: new Set(JSON.parse(snap.fields) as string[]), protectedIds }, whole());
+}
+
+/**
+ * A rows file (a snapshot's, or a staging file only checked) as the planner's users stream. Two ways to read it in
+ * external-ID order: when most rows will be planned (`whole`: a first load, check), the table is scanned and
+ * sorted by SQLite (sequential reads; the sort spills to temporary files beyond the cache, so memory stays
+ * bounded); when most will be skipped by their sync mark, the (external_id, hash) index of src/snapshot/staging.ts
+ * is read alone and a row is fetched only when planned.
+ */
+export function openUsersRows(rowsFile: string, meta: Omit<DesiredUsers, 'rows'>, whole = true): DesiredUsers & { close(): void } {
+  const rowsDb = new Database(rowsFile, { readonly: true, fileMustExist: true });
+  // Also the sorter's memory: beyond it, the sort of a large file spills to temporary files.
+  rowsDb.pragma('cache_size = -16384');
+  let rows: () => Generator<DesiredUserRow>;
+  if (whole) {
+    const select = rowsDb.prepare('SELECT external_id, hash, line, data FROM rows NOT INDEXED ORDER BY external_id').raw();
+    rows = function* () {
+      for (const [externalId, hash, line, data] of select.iterate() as IterableIterator<[string, string, number, string]>) {
+        yield { externalId, line, hash, record: () => JSON.parse(data) as UserRecord };
+      }
+    };
+  } else {
+    const select = rowsDb.prepare('SELECT external_id, hash, line FROM rows ORDER BY external_id').raw();
+    const dataAt = rowsDb.prepare('SELECT data FROM rows WHERE line = ?').pluck();
+    rows = function* () {
+      for (const [externalId, hash, line] of select.iterate() as IterableIterator<[string, string, number]>) {
+        yield { externalId, line, hash, record: () => JSON.parse(dataAt.get(line) as string) as UserRecord };
+      }
+    };
+  }
+  return {
+    ...meta,
+    rows: { [Symbol.iterator]: rows },
+    close: () => rowsDb.close(),
+  };
+}
+
+/** Every row of a rows file, in line order (groups and segments: thousands). */
+export function readRows<T>(rowsFile: string): Located<T>[] {
+  const rowsDb = new Database(rowsFile, { readonly: true, fileMustExist: true });
   const records: Located<T>[] = [];
-  const known = new Set<string>();
   try {
-    for (const [line, externalId, data, hash] of rowsDb.prepare('SELECT line, external_id, data, hash FROM rows ORDER BY line').raw().iterate() as IterableIterator<[number, string, string, string]>) {
-      if (inSync && !protectedIds.has(externalId) && inSync(externalId, hash)) known.add(externalId);
-      else records.push({ line, record: JSON.parse(data) as T, hash });
+    for (const [line, data, hash] of rowsDb.prepare('SELECT line, data, hash FROM rows ORDER BY line').raw().iterate() as IterableIterator<[number, string, string]>) {
+      records.push({ line, record: JSON.parse(data) as T, hash });
     }
   } finally {
     rowsDb.close();
   }
-  return { id: snap.id, file: snap.name, records, protectedIds, fields: new Set(JSON.parse(snap.fields) as string[]), inSync: inSync ? known : undefined };
+  return records;
+}
+
+function loadLatest<T>(db: Db, tenant: string, type: FileType): DesiredSnapshot<T> | undefined {
+  const snap = latest(db, tenant, type);
+  if (!snap) return undefined;
+  const protectedIds = new Set(db.prepare('SELECT entity_id FROM snapshot_problems WHERE snapshot_id = ? AND entity_id IS NOT NULL').pluck().all(snap.id) as string[]);
+  const records = readRows<T>(path.join(snapshotsDir(db), snap.rowsFile));
+  return { id: snap.id, file: snap.name, records, protectedIds, fields: new Set(JSON.parse(snap.fields) as string[]) };
 }

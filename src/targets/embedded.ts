@@ -1,9 +1,11 @@
 // The embedded WT directory: users, groups, segments and their links in the service's own SQLite database.
-// A whole run applies in one transaction, so a crash at any point leaves either the old or the new state.
+// A run applies in batches of journal operations, each batch in one transaction with its outcomes, so a crash at any
+// point leaves the directory as of a whole number of batches and the journal saying exactly which.
+import Database from 'better-sqlite3';
 import { USER_SCALAR_FIELDS, type UserScalarField } from '../model.js';
-import type { DirectoryState, DirectoryUser, Origin, PlannedOperation, Role } from '../plan/types.js';
+import type { DirectoryGroup, DirectoryMembership, DirectorySegment, DirectorySegmentLink, DirectoryState, DirectoryUser, DirectoryUserEntry, Operation, Origin, Role } from '../plan/types.js';
 import { inTransaction, type Db } from '../store/db.js';
-import type { ApplySettings, OperationResult, Target } from './target.js';
+import type { ApplySettings, DirectoryReader, JournalOperation, Outcome, Target } from './target.js';
 
 const USER_COLUMNS: Record<UserScalarField, string> = {
   firstName: 'first_name', lastName: 'last_name', username: 'username', email: 'email', phone: 'phone', title: 'title',
@@ -15,14 +17,24 @@ class OperationError extends Error {}
 
 export class EmbeddedTarget implements Target {
   readonly kind = 'embedded';
+  /** Operations per transaction: large enough that commits cost little, small enough that a crash loses little work. */
+  readonly batchSize = 5000;
   constructor(private readonly db: Db) {}
 
-  async load(tenant: string, inSync?: ReadonlySet<string>): Promise<DirectoryState> {
-    return readDirectory(this.db, tenant, inSync);
+  async load(tenant: string): Promise<DirectoryState> {
+    return readDirectory(this.db, tenant);
   }
 
-  async version(tenant: string): Promise<number> {
-    return (this.db.prepare('SELECT version FROM dir_versions WHERE tenant = ?').pluck().get(tenant) as number | undefined) ?? 0;
+  reader(tenant: string): DirectoryReader {
+    return {
+      tree: () => ({
+        groups: this.db.prepare('SELECT id, external_id AS externalId, name, parent_id AS parentId FROM dir_groups WHERE tenant = ? ORDER BY id').all(tenant) as DirectoryGroup[],
+        segments: this.db.prepare('SELECT id, external_id AS externalId, name FROM dir_segments WHERE tenant = ? ORDER BY id').all(tenant) as DirectorySegment[],
+      }),
+      users: () => streamUsers(this.db, tenant),
+      // A sample is enough to choose how to read the snapshot, and costs nothing at a million users.
+      markedShare: () => (this.db.prepare('SELECT avg(synced IS NOT NULL) FROM (SELECT synced FROM dir_users WHERE tenant = ? LIMIT 2000)').pluck().get(tenant) as number | null) ?? 0,
+    };
   }
 
   async syncMarks(tenant: string): Promise<Map<string, string>> {
@@ -35,32 +47,118 @@ export class EmbeddedTarget implements Target {
     for (const [externalId, mark] of marks) set.run(mark, tenant, externalId);
   }
 
-  async apply(tenant: string, ops: PlannedOperation[], settings: ApplySettings, record: (results: OperationResult[]) => void): Promise<OperationResult[]> {
+  /** One transaction per batch: the changes, the users' sync marks and the journal's outcomes commit together. */
+  async applyBatch(tenant: string, batch: JournalOperation[], settings: ApplySettings, record: (outcomes: Outcome[]) => void): Promise<Outcome[]> {
     return inTransaction(this.db, () => {
       bumpVersion(this.db, tenant);
       const applier = new Applier(this.db, tenant, settings);
-      const results = ops.map((op): OperationResult => {
-        if (op.held) return { seq: op.seq, status: 'held' };
+      const outcomes = batch.map(({ seq, op, mark }): Outcome => {
         try {
-          applier.apply(op);
-          return { seq: op.seq, status: 'done' };
+          applier.apply(op, mark);
+          return { seq, status: 'done' };
         } catch (err) {
           // Each op is one statement (or checks before it), so a failure leaves nothing half-done.
-          if (err instanceof OperationError) return { seq: op.seq, status: 'failed', error: err.message };
+          if (err instanceof OperationError) return { seq, status: 'failed', error: err.message };
+          // The first write of an op is the one a conflict can stop (e.g. another run created the same external ID
+          // meanwhile): nothing of the op is written, and the next run plans it again from the new state.
+          if (err instanceof Database.SqliteError && err.code.startsWith('SQLITE_CONSTRAINT')) return { seq, status: 'failed', error: `the directory refused it: ${err.message}` };
           throw err;
         }
       });
-      record(results);
-      return results;
+      record(outcomes);
+      return outcomes;
     });
   }
 }
 
+const PAGE = 1000;
+
 /**
- * The directory of a tenant. Users in `inSync` (known unchanged, see src/apply/sync-marks.ts) come back as IDs
- * only, without memberships or links: on a daily run that skips reading nearly every row.
+ * Users in the planner's order, a page at a time: those with an external ID by it (SQLite's BINARY order of UTF-8,
+ * which src/plan/order.ts matches), each with its memberships and segment links, then those made by hand.
  */
-export function readDirectory(db: Db, tenant: string, inSync?: ReadonlySet<string>): DirectoryState {
+function* streamUsers(db: Db, tenant: string): Generator<DirectoryUserEntry> {
+  const scalarCols = USER_SCALAR_FIELDS.map((f) => USER_COLUMNS[f]).join(', ');
+  // Pages carry only what decides whether a user is skipped (its sync mark) or removed; the rest is read when the
+  // planner asks for it: on a daily run nearly every user is skipped.
+  const page = db.prepare('SELECT id, external_id, removed_at, purge_after, synced FROM dir_users WHERE tenant = ? AND external_id IS NOT NULL AND external_id > ? ORDER BY external_id LIMIT ?').raw();
+  const scalars = db.prepare(`SELECT id, ${scalarCols} FROM dir_users WHERE id IN (SELECT value FROM json_each(?))`).raw();
+  const memberships = db.prepare('SELECT user_id, group_id, role, origin FROM dir_memberships WHERE user_id IN (SELECT value FROM json_each(?))').raw();
+  const links = db.prepare('SELECT user_id, segment_id, origin FROM dir_segment_links WHERE user_id IN (SELECT value FROM json_each(?))').raw();
+  const pageOf = (rows: unknown[][]): PagedUser[] => {
+    const byId = new Map<number, PagedUser>();
+    let single = 0;
+    // A daily run plans a few users spread over every page: those are read one by one. Past a few on one page
+    // (a first load, a check, a rule change) the rest of the page is read at once.
+    const load = (user: PagedUser) => {
+      const wanted = single < 8 ? [user] : [...byId.values()].filter((u) => !u.details);
+      if (single < 8) single++;
+      const ids = JSON.stringify(wanted.map((u) => u.id));
+      for (const u of wanted) u.details = { scalars: [], memberships: [], segmentLinks: [] };
+      for (const r of scalars.all(ids) as unknown[][]) byId.get(r[0] as number)!.details!.scalars = r;
+      for (const [userId, groupId, role, origin] of memberships.all(ids) as [number, number, Role, Origin][]) byId.get(userId)!.details!.memberships.push({ userId, groupId, role, origin });
+      for (const [userId, segmentId, origin] of links.all(ids) as [number, number, Origin][]) byId.get(userId)!.details!.segmentLinks.push({ userId, segmentId, origin });
+    };
+    for (const r of rows) byId.set(r[0] as number, new PagedUser(r, load));
+    return [...byId.values()];
+  };
+  for (let after = ''; ;) {
+    const rows = page.all(tenant, after, PAGE) as unknown[][];
+    yield* pageOf(rows);
+    if (rows.length < PAGE) break;
+    after = rows[rows.length - 1][1] as string;
+  }
+  // Users made by hand (no external ID) never match a row; they are only removed or purged.
+  const manual = db.prepare('SELECT id, external_id, removed_at, purge_after, synced FROM dir_users WHERE tenant = ? AND external_id IS NULL AND id > ? ORDER BY id LIMIT ?').raw();
+  for (let after = 0; ;) {
+    const rows = manual.all(tenant, after, PAGE) as unknown[][];
+    yield* pageOf(rows);
+    if (rows.length < PAGE) break;
+    after = rows[rows.length - 1][0] as number;
+  }
+}
+
+/** A directory user read in a page of `id, external_id, removed_at, purge_after, synced`; the rest read on demand. */
+class PagedUser {
+  id: number;
+  externalId: string | null;
+  removedAt: string | null;
+  purgeAfter: string | null;
+  mark: string | null;
+  // Getters defined below, from the page's details.
+  declare readonly firstName: string;
+  declare readonly lastName: string;
+  declare readonly username: string;
+  details?: { scalars: unknown[]; memberships: DirectoryMembership[]; segmentLinks: DirectorySegmentLink[] };
+
+  constructor(r: unknown[], private readonly load: (user: PagedUser) => void) {
+    this.id = r[0] as number;
+    this.externalId = r[1] as string | null;
+    this.removedAt = r[2] as string | null;
+    this.purgeAfter = r[3] as string | null;
+    this.mark = r[4] as string | null;
+  }
+
+  loaded(): NonNullable<PagedUser['details']> {
+    if (!this.details) this.load(this);
+    return this.details!;
+  }
+
+  get memberships(): DirectoryMembership[] {
+    return this.loaded().memberships;
+  }
+
+  get segmentLinks(): DirectorySegmentLink[] {
+    return this.loaded().segmentLinks;
+  }
+}
+// The scalar fields, read from the page's details when first asked for (column i + 1 of the details row).
+USER_SCALAR_FIELDS.forEach((field, i) => {
+  Object.defineProperty(PagedUser.prototype, field, { get(this: PagedUser) { return this.loaded().scalars[i + 1]; } });
+});
+
+/** The whole directory of a tenant (CLI, API, tests). */
+export function readDirectory(db: Db, tenant: string): DirectoryState {
   const cols = USER_SCALAR_FIELDS.map((f) => USER_COLUMNS[f]).join(', ');
   const full = (r: unknown[]): DirectoryUser => {
     const u = { id: r[0], externalId: r[1] } as DirectoryUser;
@@ -69,30 +167,17 @@ export function readDirectory(db: Db, tenant: string, inSync?: ReadonlySet<strin
     u.purgeAfter = r[3 + USER_SCALAR_FIELDS.length] as string | null;
     return u;
   };
-  let users: DirectoryUser[];
-  let only = ''; // SQL restricting links to the users read in full
-  const args: unknown[] = [tenant];
-  if (!inSync || inSync.size === 0) {
-    // Raw rows turned into objects here: better-sqlite3's named-column objects cost twice as much for 100k users.
-    users = (db.prepare(`SELECT id, external_id, ${cols}, removed_at, purge_after FROM dir_users WHERE tenant = ? ORDER BY id`).raw().all(tenant) as unknown[][]).map(full);
-  } else {
-    const light = db.prepare('SELECT id, external_id, removed_at FROM dir_users WHERE tenant = ? ORDER BY id').raw().all(tenant) as [number, string | null, string | null][];
-    const wanted = light.filter(([, ext, removedAt]) => ext === null || removedAt !== null || !inSync.has(ext)).map(([id]) => id);
-    const ids = JSON.stringify(wanted);
-    const byId = new Map((db.prepare(`SELECT id, external_id, ${cols}, removed_at, purge_after FROM dir_users WHERE id IN (SELECT value FROM json_each(?))`).raw().all(ids) as unknown[][]).map((r) => [r[0] as number, full(r)]));
-    users = light.map(([id, externalId]) => byId.get(id) ?? ({ id, externalId, firstName: '', lastName: '', username: '', removedAt: null, purgeAfter: null } as DirectoryUser));
-    only = ' AND u.id IN (SELECT value FROM json_each(?))';
-    args.push(ids);
-  }
+  // Raw rows turned into objects here: better-sqlite3's named-column objects cost twice as much for 100k users.
+  const users = (db.prepare(`SELECT id, external_id, ${cols}, removed_at, purge_after FROM dir_users WHERE tenant = ? ORDER BY id`).raw().all(tenant) as unknown[][]).map(full);
   const groups = db.prepare('SELECT id, external_id AS externalId, name, parent_id AS parentId FROM dir_groups WHERE tenant = ? ORDER BY id').all(tenant) as DirectoryState['groups'];
   const segments = db.prepare('SELECT id, external_id AS externalId, name FROM dir_segments WHERE tenant = ? ORDER BY id').all(tenant) as DirectoryState['segments'];
   const memberships = (db
-    .prepare(`SELECT m.user_id, m.group_id, m.role, m.origin FROM dir_memberships m JOIN dir_users u ON u.id = m.user_id WHERE u.tenant = ?${only}`)
-    .raw().all(...args) as [number, number, Role, Origin][])
+    .prepare('SELECT m.user_id, m.group_id, m.role, m.origin FROM dir_memberships m JOIN dir_users u ON u.id = m.user_id WHERE u.tenant = ?')
+    .raw().all(tenant) as [number, number, Role, Origin][])
     .map(([userId, groupId, role, origin]) => ({ userId, groupId, role, origin }));
   const segmentLinks = (db
-    .prepare(`SELECT l.user_id, l.segment_id, l.origin FROM dir_segment_links l JOIN dir_users u ON u.id = l.user_id WHERE u.tenant = ?${only}`)
-    .raw().all(...args) as [number, number, Origin][])
+    .prepare('SELECT l.user_id, l.segment_id, l.origin FROM dir_segment_links l JOIN dir_users u ON u.id = l.user_id WHERE u.tenant = ?')
+    .raw().all(tenant) as [number, number, Origin][])
     .map(([userId, segmentId, origin]) => ({ userId, segmentId, origin }));
   return { users, groups, segments, memberships, segmentLinks };
 }
@@ -134,19 +219,24 @@ function bumpVersion(db: Db, tenant: string): void {
   db.prepare('INSERT INTO dir_versions (tenant, version) VALUES (?, 1) ON CONFLICT (tenant) DO UPDATE SET version = version + 1').run(tenant);
 }
 
-/** Applies single operations; IDs by external ID are resolved through caches filled lazily and kept current. */
+/**
+ * Applies single operations. Group and segment IDs by external ID come from caches (thousands) filled lazily and
+ * kept current; a user's ID is looked up in the index, so memory does not grow with the directory.
+ */
 class Applier {
-  private readonly ids = new Map<'user' | 'group' | 'segment', Map<string, number>>();
+  private readonly ids = new Map<'group' | 'segment', Map<string, number>>();
   private readonly s;
 
   constructor(private readonly db: Db, private readonly tenant: string, private readonly settings: ApplySettings) {
-    const insertCols = ['tenant', 'external_id', ...USER_SCALAR_FIELDS.map((f) => USER_COLUMNS[f]), 'created_at', 'updated_at'];
+    const insertCols = ['tenant', 'external_id', ...USER_SCALAR_FIELDS.map((f) => USER_COLUMNS[f]), 'synced', 'created_at', 'updated_at'];
     this.s = {
       insertUser: db.prepare(`INSERT INTO dir_users (${insertCols.join(', ')}) VALUES (${insertCols.map(() => '?').join(', ')})`),
       usernameOwner: db.prepare('SELECT id, external_id AS externalId FROM dir_users WHERE tenant = ? AND username = ? AND removed_at IS NULL AND (external_id IS NULL OR external_id <> ?) LIMIT 1'),
       restoreUser: db.prepare('UPDATE dir_users SET removed_at = NULL, purge_after = NULL, updated_at = ? WHERE id = ? AND tenant = ?'),
       removeUser: db.prepare('UPDATE dir_users SET removed_at = ?, purge_after = ?, updated_at = ?, synced = NULL WHERE id = ? AND tenant = ? AND removed_at IS NULL'),
       purgeUser: db.prepare('DELETE FROM dir_users WHERE id = ? AND tenant = ?'),
+      userId: db.prepare('SELECT id FROM dir_users WHERE tenant = ? AND external_id = ?').pluck(),
+      setMark: db.prepare('UPDATE dir_users SET synced = ? WHERE tenant = ? AND external_id = ?'),
       insertGroup: db.prepare('INSERT INTO dir_groups (tenant, external_id, name, parent_id) VALUES (?, ?, ?, ?)'),
       removeGroup: db.prepare('DELETE FROM dir_groups WHERE id = ? AND tenant = ?'),
       orphanChildren: db.prepare('UPDATE dir_groups SET parent_id = NULL WHERE tenant = ? AND parent_id = ?'),
@@ -159,7 +249,15 @@ class Applier {
     };
   }
 
-  apply(op: PlannedOperation): void {
+  /** `mark`: the user's sync mark once this op is done; any other op on a user clears the mark. */
+  apply(op: Operation, mark?: string): void {
+    this.change(op, mark);
+    if (op.op === 'create' || op.op === 'remove' || op.op === 'purge') return; // set on insert, cleared on removal, gone
+    const user = 'userId' in op ? op.userId : op.entity === 'user' ? op.externalId : null;
+    if (user !== null) this.s.setMark.run(mark ?? null, this.tenant, user);
+  }
+
+  private change(op: Operation, mark: string | undefined): void {
     const { now } = this.settings;
     switch (op.op) {
       case 'create':
@@ -169,8 +267,7 @@ class Applier {
           const groups = (op.memberships ?? []).map((m) => [this.resolve('group', m.groupId), m.role] as const);
           const segments = (op.segments ?? []).map((id) => this.resolve('segment', id));
           const values = USER_SCALAR_FIELDS.map((f) => op.after[f] ?? null);
-          const id = Number(this.s.insertUser.run(this.tenant, op.externalId, ...values, now, now).lastInsertRowid);
-          this.cache('user').set(op.externalId, id);
+          const id = Number(this.s.insertUser.run(this.tenant, op.externalId, ...values, mark ?? null, now, now).lastInsertRowid);
           for (const [groupId, role] of groups) this.s.link.run(id, groupId, role);
           for (const segmentId of segments) this.s.linkSegment.run(id, segmentId);
         } else if (op.entity === 'group') {
@@ -230,10 +327,10 @@ class Applier {
     if (owner) throw new OperationError(`username "${username}" is already used by user #${owner.id}${owner.externalId ? ` (external ID "${owner.externalId}")` : ' (created by hand in WT)'}`);
   }
 
-  private cache(kind: 'user' | 'group' | 'segment'): Map<string, number> {
+  private cache(kind: 'group' | 'segment'): Map<string, number> {
     let map = this.ids.get(kind);
     if (!map) {
-      const table = { user: 'dir_users', group: 'dir_groups', segment: 'dir_segments' }[kind];
+      const table = { group: 'dir_groups', segment: 'dir_segments' }[kind];
       const rows = this.db.prepare(`SELECT id, external_id AS externalId FROM ${table} WHERE tenant = ? AND external_id IS NOT NULL`).all(this.tenant) as { id: number; externalId: string }[];
       map = new Map(rows.map((r) => [r.externalId, r.id]));
       this.ids.set(kind, map);
@@ -242,7 +339,7 @@ class Applier {
   }
 
   private resolve(kind: 'user' | 'group' | 'segment', externalId: string): number {
-    const id = this.cache(kind).get(externalId);
+    const id = kind === 'user' ? (this.s.userId.get(this.tenant, externalId) as number | undefined) : this.cache(kind).get(externalId);
     if (id === undefined) throw new OperationError(`${kind} "${externalId}" does not exist in the directory`);
     return id;
   }

@@ -1,11 +1,14 @@
-// A target is the WT directory that plans are applied to. Adding a backend (SCIM, …) means adding a file beside this one.
-import type { DirectoryState, PlannedOperation } from '../plan/types.js';
+// A target is the WT directory that plans are applied to. Adding a backend (SCIM, …) means adding a file beside
+// this one that implements `Target` (docs/engine.md).
+//
+// The engine (src/apply/engine.ts) plans a run into the journal, then hands the target the journal's operations in
+// order, in batches; the target applies them and returns each one's outcome, and the engine records the outcomes.
+// Order holds across batches (groups parents-first, segments, users, links, removals children-first, purges), so
+// every prefix of a run is a valid directory state and a run cut off anywhere can continue where it stopped.
+import type { JournalOperation, Outcome } from '../store/journal.js';
+import type { DirectoryGroup, DirectorySegment, DirectoryState, DirectoryUserEntry } from '../plan/types.js';
 
-export interface OperationResult {
-  seq: number;
-  status: 'done' | 'failed' | 'held';
-  error?: string;
-}
+export type { JournalOperation, Outcome } from '../store/journal.js';
 
 export interface ApplySettings {
   /** ISO timestamp of the run. */
@@ -13,23 +16,46 @@ export interface ApplySettings {
   removalGraceDays: number;
 }
 
+/** What the planner reads of a target's directory. */
+export interface DirectoryReader {
+  /** Groups and segments: thousands, held whole. */
+  tree(): { groups: DirectoryGroup[]; segments: DirectorySegment[] };
+  /**
+   * Users with an external ID ordered by it (src/plan/order.ts), then those without, each with its memberships,
+   * links and sync mark; read in chunks, so memory does not grow with the directory.
+   */
+  users(): Iterable<DirectoryUserEntry>;
+  /** Optional: about what share of users (0–1) carry a sync mark (lets the planner read the snapshot the cheaper way). */
+  markedShare?(): number;
+}
+
 export interface Target {
   readonly kind: string;
+  /** Operations per `applyBatch` call (default 500). */
+  readonly batchSize?: number;
+  /** The whole directory (CLI, API, tests); a run never needs it whole. */
+  load(tenant: string): Promise<DirectoryState>;
   /**
-   * The directory. Users named in `inSync` (known unchanged since their row was applied, see
-   * src/apply/sync-marks.ts) may come back with their IDs only, and without memberships or links.
+   * The directory as the planner streams it. Synchronous: the engine plans inside one read of the directory; a
+   * remote target reads a local mirror it refreshes (e.g. in `prepare`).
    */
-  load(tenant: string, inSync?: ReadonlySet<string>): Promise<DirectoryState>;
-  /** Optional: the sync mark each live user got when a run last applied its row in full. */
+  reader(tenant: string): DirectoryReader;
+  /** Optional: brought up to date before a run plans (a remote target refreshes its mirror here). */
+  prepare?(tenant: string): Promise<void>;
+  /**
+   * Applies a batch of journal operations, in order. A failed operation is reported (`failed`, with an error a
+   * person can act on) and the rest go on; an exception means the target could not go on at all (connection
+   * lost): the operations without an outcome stay planned and the run continues there on its next start.
+   *
+   * `record` stores outcomes in the journal; the target calls it with every outcome, at the latest before
+   * returning, as soon as it knows them (a remote target after each call, so a crash loses at most the call in
+   * flight). A target with transactions calls it inside the batch's transaction, so outcomes and changes commit
+   * together and nothing is ever applied twice. An operation carrying a `mark` sets the user's sync mark once
+   * done; any other operation on a user clears it.
+   */
+  applyBatch(tenant: string, batch: JournalOperation[], settings: ApplySettings, record: (outcomes: Outcome[]) => void): Promise<Outcome[]>;
+  /** Optional: sync marks the target keeps (src/apply/sync-marks.ts). Without them every run plans in full. */
   syncMarks?(tenant: string): Promise<Map<string, string>>;
-  /** Optional, with `syncMarks`: a number that changes with every write to the tenant's directory. */
-  version?(tenant: string): Promise<number>;
-  /** Optional, called inside `apply`'s `record`: these users' rows are now applied in full (null: clear the mark). */
+  /** Optional, with `syncMarks`: set (or, with null, clear) users' marks; inside the engine's transaction. */
   markSynced?(tenant: string, marks: [externalId: string, mark: string | null][]): void;
-  /**
-   * Applies the operations in order; a failed one is reported and the rest go on.
-   * `record` receives the results inside the target's own transaction where it has one,
-   * so that the run's bookkeeping commits together with the changes.
-   */
-  apply(tenant: string, ops: PlannedOperation[], settings: ApplySettings, record: (results: OperationResult[]) => void): Promise<OperationResult[]>;
 }

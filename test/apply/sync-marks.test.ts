@@ -1,6 +1,7 @@
 // Sync marks let a run skip users known to be unchanged. That must never change a plan: over many random days
 // (rows changed, added, dropped, made invalid; hand-made edits in WT; rules and group files changing), the plan a
 // run makes with its marks must equal the full plan, operation for operation.
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { reconcile } from '../../src/apply/run.js';
 import type { App } from '../../src/app.js';
@@ -151,7 +152,9 @@ describe('sync marks and IDs shared by a user and a group', () => {
 });
 
 describe('sync marks and another process writing meanwhile', () => {
-  it('a user touched between reading the marks and reading the directory is planned', async () => {
+  // A run plans inside one write transaction: a writer cannot slip in between reading a user's mark and planning
+  // it. (Before the journal, a directory version read before and after planning caught such a write.)
+  it('a writer waits while a run plans, and the user it touched is planned by the next run', async () => {
     ws.tenant('acme');
     const rows = usersCsv([{ id: 'u1', groups: 'g1' }, { id: 'u2', groups: 'g1' }]);
     const groups = 'Group name;GroupID;Parent groupID\nOne;g1;\n';
@@ -161,19 +164,38 @@ describe('sync marks and another process writing meanwhile', () => {
       return (await reconcile(app, app.tenant('acme'), { kind: 'ingest', fileIds: ids }))!;
     };
     await ingest({ 'groups.csv': groups, 'users.csv': rows });
-    // Another writer pauses u1 in WT right after this run has read the marks.
+    // Another process tries to pause u1 in WT while this run reads the directory.
+    const other = new Database(app.db.name, { timeout: 0 });
+    const pause = () => other.prepare("UPDATE dir_users SET status = 'inactive', synced = NULL WHERE external_id = 'u1'").run();
+    let refused: unknown;
     const original = app.target.bind(app);
     app.target = (tenant) => {
       const target = original(tenant);
       return Object.assign(Object.create(Object.getPrototypeOf(target)), target, {
-        load: async (id: string, inSync?: ReadonlySet<string>) => {
-          if (inSync?.has('u1')) addManual(app.db, 'acme', clock.toISOString()).status(readDirectory(app.db, 'acme').users.find((u) => u.externalId === 'u1')!.id, 'inactive');
-          return target.load(id, inSync);
+        reader: (id: string) => {
+          const reader = target.reader(id);
+          return {
+            tree: () => reader.tree(),
+            users: function* () {
+              try {
+                pause();
+              } catch (err) {
+                refused = err;
+              }
+              yield* reader.users();
+            },
+          };
         },
       });
     };
-    const report = await ingest({ 'users.csv': rows + '\n' });
-    expect(report.operations.map((o) => [o.op, 'externalId' in o ? o.externalId : undefined, 'changes' in o ? o.changes : undefined])).toEqual([
+    const second = await ingest({ 'users.csv': rows + '\n' });
+    expect(String(refused)).toMatch(/database is locked/);
+    expect(second.operations).toEqual([]);
+    app.target = original;
+    pause(); // the writer's retry, once the run is done
+    other.close();
+    const third = await ingest({ 'users.csv': rows + '\n\n' });
+    expect(third.operations.map((o) => [o.op, 'externalId' in o ? o.externalId : undefined, 'changes' in o ? o.changes : undefined])).toEqual([
       ['update', 'u1', [{ field: 'status', before: 'inactive', after: 'active' }]],
     ]);
   });

@@ -243,23 +243,25 @@ describe('rule: userRemoval', () => {
   });
 
   it('all removes any live user absent from the snapshot', () => {
+    // Users with an external ID come in ID order, then those made by hand.
     const plan = buildPlan(desired, dir, settings({ rules: { userRemoval: 'all' } }));
     expect(opsOf(plan)).toEqual([
-      { op: 'remove', entity: 'user', externalId: null, id: 2, name: 'First manual2 Last manual2 <manual2@acme>' },
       { op: 'remove', entity: 'user', externalId: 'B', id: 3, name: 'First B Last B <b@acme>' },
+      { op: 'remove', entity: 'user', externalId: null, id: 2, name: 'First manual2 Last manual2 <manual2@acme>' },
     ]);
     expect(plan.safeguard).toMatchObject({ removals: 2, managedUsers: 3 });
   });
 });
 
 describe('rule: userStatusUpdate', () => {
+  // Users are planned in external-ID order (the streaming merge of snapshot and directory): LEAVING before PAUSED.
   const dir = directory({ users: [dirUser(1, 'PAUSED', { status: 'inactive' }), dirUser(2, 'LEAVING', { status: 'active' })] });
   const desired: DesiredState = { users: usersSnap([user('PAUSED', { status: 'active' }), user('LEAVING', { status: 'inactive' })]) };
 
   it('overwrite: the file status wins both ways', () => {
     expect(opsOf(buildPlan(desired, dir, settings({ rules: { userStatusUpdate: 'overwrite' } })))).toEqual([
-      { op: 'update', entity: 'user', externalId: 'PAUSED', id: 1, changes: [{ field: 'status', before: 'inactive', after: 'active' }] },
       { op: 'update', entity: 'user', externalId: 'LEAVING', id: 2, changes: [{ field: 'status', before: 'active', after: 'inactive' }] },
+      { op: 'update', entity: 'user', externalId: 'PAUSED', id: 1, changes: [{ field: 'status', before: 'inactive', after: 'active' }] },
     ]);
   });
 
@@ -267,8 +269,8 @@ describe('rule: userStatusUpdate', () => {
     const withTitle: DesiredState = { users: usersSnap([user('PAUSED', { status: 'active', title: 'Nurse' }), user('LEAVING', { status: 'inactive' })]) };
     const plan = buildPlan(withTitle, dir, settings({ rules: { userStatusUpdate: 'keepInactive' } }));
     expect(opsOf(plan)).toEqual([
-      { op: 'update', entity: 'user', externalId: 'PAUSED', id: 1, changes: [{ field: 'title', before: null, after: 'Nurse' }] },
       { op: 'update', entity: 'user', externalId: 'LEAVING', id: 2, changes: [{ field: 'status', before: 'active', after: 'inactive' }] },
+      { op: 'update', entity: 'user', externalId: 'PAUSED', id: 1, changes: [{ field: 'title', before: null, after: 'Nurse' }] },
     ]);
     const noOther = buildPlan(desired, dir, settings({ rules: { userStatusUpdate: 'keepInactive' } }));
     expect(opsOf(noOther).filter((o) => 'externalId' in o && o.externalId === 'PAUSED')).toEqual([]);

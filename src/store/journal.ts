@@ -1,0 +1,193 @@
+// The journal: a run's plan as stored data, one row per operation in apply order, each with its outcome.
+// planned → done | failed (with the error); held (a safeguard kept it back); moot (an approval found it no longer
+// applies). Written while planning, read in batches while applying, streamed for the report (docs/engine.md).
+// Every access goes through this file, so another store (PostgreSQL) can stand beside the SQLite one.
+import type { Operation, Phase, PlanSink, PlanSummary } from '../plan/types.js';
+import { PHASES } from '../plan/types.js';
+import type { Db } from './db.js';
+
+export type JournalStatus = 'planned' | 'done' | 'failed' | 'held' | 'moot';
+
+/** An operation as the engine hands it to a target. */
+export interface JournalOperation {
+  seq: number;
+  op: Operation;
+  /** The user's sync mark to set once this operation is done (its last one in the run); absent: clear it. */
+  mark?: string;
+}
+
+/** The external ID of the user an operation changes, if any. */
+export function userOf(op: Operation): string | null {
+  if ('userId' in op) return op.userId;
+  return op.entity === 'user' ? op.externalId : null;
+}
+
+function entityIdOf(op: Operation): string | null {
+  if ('userId' in op) return op.userId;
+  return op.externalId;
+}
+
+/**
+ * Writes a streamed plan into a run's journal. The planner emits the users' parts (upserts, links, removals,
+ * purges) interleaved, one user at a time; upserts go straight to the journal, later parts wait in a temporary
+ * table (on disk, not in memory) and follow in apply order at `finish`. Call inside one transaction.
+ */
+export class JournalWriter implements PlanSink {
+  private seq = 0;
+  private readonly n = new Map<Phase, number>();
+  private readonly insert;
+  private readonly spill;
+
+  constructor(private readonly db: Db, private readonly runId: number) {
+    db.exec('CREATE TEMP TABLE IF NOT EXISTS journal_spill (phase INTEGER NOT NULL, n INTEGER NOT NULL, op TEXT NOT NULL, entity TEXT NOT NULL, entity_id TEXT, data TEXT NOT NULL, mark TEXT, PRIMARY KEY (phase, n)) WITHOUT ROWID');
+    db.exec('DELETE FROM journal_spill');
+    this.insert = db.prepare("INSERT INTO journal (run_id, seq, op, entity, entity_id, data, status, mark) VALUES (?, ?, ?, ?, ?, ?, 'planned', ?)");
+    this.spill = db.prepare('INSERT INTO journal_spill (phase, n, op, entity, entity_id, data, mark) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  }
+
+  add(phase: Phase, op: Operation, mark?: string): void {
+    const p = PHASES.indexOf(phase);
+    // Groups, segments and user upserts arrive in order; everything after them may interleave with upserts.
+    if (p <= PHASES.indexOf('userUpserts')) {
+      this.insert.run(this.runId, ++this.seq, op.op, op.entity, entityIdOf(op), JSON.stringify(op), mark ?? null);
+      return;
+    }
+    const n = (this.n.get(phase) ?? 0) + 1;
+    this.n.set(phase, n);
+    this.spill.run(p, n, op.op, op.entity, entityIdOf(op), JSON.stringify(op), mark ?? null);
+  }
+
+  discard(phase: Phase): void {
+    this.db.prepare('DELETE FROM journal_spill WHERE phase = ?').run(PHASES.indexOf(phase));
+    this.n.delete(phase);
+  }
+
+  /** Appends the waiting parts in apply order; returns the number of operations in the journal. */
+  finish(): number {
+    const moved = this.db.prepare(`INSERT INTO journal (run_id, seq, op, entity, entity_id, data, status, mark)
+      SELECT ?, ? + row_number() OVER (ORDER BY phase, n), op, entity, entity_id, data, 'planned', mark FROM journal_spill ORDER BY phase, n`)
+      .run(this.runId, this.seq).changes;
+    this.db.exec('DELETE FROM journal_spill');
+    this.seq += moved;
+    return this.seq;
+  }
+}
+
+/** The safeguard's decision: every user removal of the run waits for approval. */
+export function holdUserRemovals(db: Db, runId: number): number {
+  return db.prepare("UPDATE journal SET status = 'held' WHERE run_id = ? AND op = 'remove' AND entity = 'user' AND status = 'planned'").run(runId).changes;
+}
+
+/** Adds operations one by one, in order, after those already there (an approval's journal). */
+export function appendToJournal(db: Db, runId: number, entries: { op: Operation; status: JournalStatus }[]): void {
+  let seq = (db.prepare('SELECT max(seq) FROM journal WHERE run_id = ?').pluck().get(runId) as number | null) ?? 0;
+  const insert = db.prepare('INSERT INTO journal (run_id, seq, op, entity, entity_id, data, status) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  for (const { op, status } of entries) insert.run(runId, ++seq, op.op, op.entity, entityIdOf(op), JSON.stringify(op), status);
+}
+
+/** The next operations still to apply, in order, after `afterSeq`. */
+export function plannedBatch(db: Db, runId: number, afterSeq: number, limit: number): JournalOperation[] {
+  const rows = db.prepare("SELECT seq, data, mark FROM journal WHERE run_id = ? AND seq > ? AND status = 'planned' ORDER BY seq LIMIT ?").raw().all(runId, afterSeq, limit) as [number, string, string | null][];
+  return rows.map(([seq, data, mark]) => (mark === null ? { seq, op: JSON.parse(data) as Operation } : { seq, op: JSON.parse(data) as Operation, mark }));
+}
+
+/** How many operations are still planned, and how many there are in all (progress). */
+export function journalProgress(db: Db, runId: number): { planned: number; total: number } {
+  return db.prepare("SELECT count(*) FILTER (WHERE status = 'planned') AS planned, count(*) AS total FROM journal WHERE run_id = ?").get(runId) as { planned: number; total: number };
+}
+
+export interface Outcome { seq: number; status: 'done' | 'failed'; error?: string }
+
+/**
+ * Records outcomes of operations still planned; returns how many it recorded (fewer: another process applied some
+ * meanwhile). `wholeBatch`: the outcomes cover a batch from `plannedBatch` exactly, so the done ones are recorded
+ * with one statement over the batch's range and only the failed ones one by one.
+ */
+export function recordOutcomes(db: Db, runId: number, outcomes: Outcome[], wholeBatch = false): number {
+  const one = db.prepare("UPDATE journal SET status = ?, error = ? WHERE run_id = ? AND seq = ? AND status = 'planned'");
+  let recorded = 0;
+  if (wholeBatch && outcomes.length > 0) {
+    for (const o of outcomes) if (o.status === 'failed') recorded += one.run('failed', o.error ?? null, runId, o.seq).changes;
+    return recorded + db.prepare("UPDATE journal SET status = 'done' WHERE run_id = ? AND seq BETWEEN ? AND ? AND status = 'planned'").run(runId, outcomes[0].seq, outcomes[outcomes.length - 1].seq).changes;
+  }
+  for (const o of outcomes) recorded += one.run(o.status, o.error ?? null, runId, o.seq).changes;
+  return recorded;
+}
+
+/** A run of the tenant, other than `runId`, whose journal is still being applied. */
+export function runInProgress(db: Db, tenant: string, runId?: number): number | undefined {
+  return db.prepare("SELECT id FROM runs WHERE tenant = ? AND status = 'pending' AND plan IS NOT NULL AND id IS NOT ? ORDER BY id LIMIT 1").pluck().get(tenant, runId ?? null) as number | undefined;
+}
+
+/** Users with a failed operation in the run: their later operations must not set a sync mark. */
+export function failedUsers(db: Db, runId: number): Set<string> {
+  const rows = db.prepare("SELECT DISTINCT entity_id FROM journal WHERE run_id = ? AND status = 'failed' AND entity IN ('user', 'membership', 'segmentLink') AND entity_id IS NOT NULL").pluck().all(runId) as string[];
+  return new Set(rows);
+}
+
+/** Operations per kind and status (the report's counts), moot ones left out. */
+export function journalCounts(db: Db, runId: number): { op: Operation['op']; status: JournalStatus; n: number }[] {
+  return db.prepare("SELECT op, status, count(*) AS n FROM journal WHERE run_id = ? AND status <> 'moot' GROUP BY op, status").all(runId) as { op: Operation['op']; status: JournalStatus; n: number }[];
+}
+
+export function hasJournal(db: Db, runId: number): boolean {
+  return db.prepare('SELECT 1 FROM journal WHERE run_id = ? LIMIT 1').get(runId) !== undefined;
+}
+
+const PAGE = 2000;
+
+/**
+ * The journal in order, page by page (never the whole of it in memory): each entry as the report shows it, the
+ * operation with its `seq`, `held` when held, its status and error. Moot entries are left out.
+ */
+export type JournalReportEntry = Operation & { seq: number; held?: boolean; status: Exclude<JournalStatus, 'moot'>; error?: string };
+
+export function* journalEntries(db: Db, runId: number): Generator<JournalReportEntry> {
+  const page = db.prepare("SELECT seq, data, status, error FROM journal WHERE run_id = ? AND seq > ? AND status <> 'moot' ORDER BY seq LIMIT ?").raw();
+  for (let after = 0; ;) {
+    const rows = page.all(runId, after, PAGE) as [number, string, JournalReportEntry['status'], string | null][];
+    for (const [seq, data, status, error] of rows) {
+      const entry = JSON.parse(data) as JournalReportEntry;
+      entry.seq = seq;
+      if (status === 'held') entry.held = true;
+      entry.status = status;
+      if (error !== null) entry.error = error;
+      yield entry;
+    }
+    if (rows.length < PAGE) return;
+    after = rows[rows.length - 1][0];
+  }
+}
+
+/**
+ * The same entries as `journalEntries`, as the report's JSON: the stored operation's JSON with `seq`, `held`,
+ * `status` and `error` appended, spliced as text (a first load's report is written without parsing 1M operations).
+ */
+export function* journalJson(db: Db, runId: number): Generator<string> {
+  const page = db.prepare("SELECT seq, data, status, error FROM journal WHERE run_id = ? AND seq > ? AND status <> 'moot' ORDER BY seq LIMIT ?").raw();
+  for (let after = 0; ;) {
+    const rows = page.all(runId, after, PAGE) as [number, string, JournalStatus, string | null][];
+    for (const [seq, data, status, error] of rows) {
+      yield `${data.slice(0, -1)},"seq":${seq}${status === 'held' ? ',"held":true' : ''},"status":"${status}"${error === null ? '' : `,"error":${JSON.stringify(error)}`}}`;
+    }
+    if (rows.length < PAGE) return;
+    after = rows[rows.length - 1][0];
+  }
+}
+
+/** Directory IDs of the user removals a run held back. */
+export function heldUserRemovals(db: Db, runId: number): number[] {
+  return db.prepare("SELECT json_extract(data, '$.id') FROM journal WHERE run_id = ? AND status = 'held' AND op = 'remove' AND entity = 'user' ORDER BY seq").pluck().all(runId) as number[];
+}
+
+/** What the planner decided as a whole, stored on the run beside its journal. */
+export type StoredPlan = Omit<PlanSummary, 'counts'> & { createdAt: string; operations: number };
+
+export function savePlan(db: Db, runId: number, plan: StoredPlan): void {
+  db.prepare('UPDATE runs SET plan = ? WHERE id = ?').run(JSON.stringify(plan), runId);
+}
+
+export function storedPlan(db: Db, runId: number): StoredPlan | undefined {
+  const raw = db.prepare('SELECT plan FROM runs WHERE id = ?').pluck().get(runId) as string | null | undefined;
+  return raw ? (JSON.parse(raw) as StoredPlan) : undefined;
+}
