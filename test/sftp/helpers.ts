@@ -114,6 +114,8 @@ export function run(cmd: string, args: string[], o: { input?: string; timeoutMs?
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
+    // A client that exits before reading its input (e.g. a refused login) must not fail the test with EPIPE.
+    child.stdin.on('error', () => undefined);
     const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 20_000);
     child.on('error', (e) => {
       clearTimeout(timer);
