@@ -1,7 +1,5 @@
 // The SCIM target against a real SCIM server (scimmy + scimmy-routers on express 4, 127.0.0.1): examples/ end up as
 // the right Users and Groups, a second day sends only the PATCHes it needs, each dialect's bodies are accepted.
-import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startScimServer, type ScimServer } from '../helpers/scim-server.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
@@ -87,6 +85,5 @@ describe.each(['rfc', 'entra'] as const)('scim target, %s dialect', (patchDialec
       expect(ops.some((o: any) => o.path === 'active' && o.value === false)).toBe(true);
       expect(ops.filter((o: any) => o.path === 'emails').every((o: any) => o.value.filter((e: any) => e.primary).length === 1)).toBe(true);
     }
-    fs.writeFileSync(path.join(ws.dir, 'day2.csv'), changed);
   });
 });
