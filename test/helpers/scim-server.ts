@@ -22,7 +22,7 @@ export interface Faults {
   /** Share of requests (0..1) that get a fault. */
   rate: number;
   kinds: ('429' | '500' | '503' | 'slow' | 'drop' | 'dropAfter')[];
-  /** The Retry-After of a 429: seconds, or 'date' for an HTTP date one second ahead. */
+  /** The Retry-After of a 429: seconds, or 'date' for an HTTP date two seconds ahead (whole seconds: 1 to 2 s). */
   retryAfter?: string;
   slowMs?: number;
 }
@@ -42,6 +42,12 @@ export interface ScimServer {
   latencyMs: number;
   /** Answer every request with this status (401/403), as a revoked token would. */
   forceStatus: number | null;
+  /** Faults for the next requests, one each, before the random ones. */
+  nextFaults: Faults['kinds'][number][];
+  /** Requests answered 400 invalidValue (a provider refusing some values). */
+  reject: ((req: { method: string; path: string; body: any }) => boolean) | null;
+  /** When each request arrived (ms since the epoch), in order. */
+  arrivals: number[];
   /** Keep only requests that changed something (POST/PATCH/PUT/DELETE) and succeeded. */
   writes(): RequestRecord[];
   userByExternalId(externalId: string): Json | undefined;
@@ -177,7 +183,7 @@ export async function startScimServer(opts: { token?: string; seed?: number } = 
   const app = express();
   const server: ScimServer = {
     url: '', token, users: new Map(), groups: new Map(), requests: [], duplicateMemberAdds: 0,
-    faults: null, pageCap: null, latencyMs: 0, forceStatus: null,
+    faults: null, pageCap: null, latencyMs: 0, forceStatus: null, nextFaults: [], reject: null, arrivals: [],
     writes: () => server.requests.filter((r) => r.method !== 'GET' && r.status < 300 && !r.fault),
     userByExternalId: (externalId) => [...server.users.values()].find((u) => u.externalId === externalId),
     close: async () => {},
@@ -189,6 +195,7 @@ export async function startScimServer(opts: { token?: string; seed?: number } = 
   app.use((req, res, next) => {
     const record: RequestRecord = { method: req.method, path: req.originalUrl, status: 0, body: req.body === undefined ? undefined : structuredClone(req.body) };
     server.requests.push(record);
+    server.arrivals.push(Date.now());
     res.on('finish', () => {
       record.status = res.statusCode;
     });
@@ -197,13 +204,18 @@ export async function startScimServer(opts: { token?: string; seed?: number } = 
         res.status(server.forceStatus).type('application/scim+json').send({ schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: String(server.forceStatus), detail: 'token revoked' });
         return;
       }
-      const f = server.faults;
-      if (f && random() < f.rate) {
-        const kind = f.kinds[Math.floor(random() * f.kinds.length)];
+      if (server.reject?.({ method: req.method, path: req.path, body: req.body })) {
+        res.status(400).type('application/scim+json').send({ schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: '400', scimType: 'invalidValue', detail: 'refused by the test' });
+        return;
+      }
+      const f = server.faults ?? { rate: 0, kinds: [] };
+      const queued = server.nextFaults.shift();
+      if (queued || (f.rate > 0 && random() < f.rate)) {
+        const kind = queued ?? f.kinds[Math.floor(random() * f.kinds.length)];
         record.fault = kind;
         switch (kind) {
           case '429': {
-            const ra = f.retryAfter === 'date' ? new Date(Date.now() + 1000).toUTCString() : (f.retryAfter ?? '0');
+            const ra = f.retryAfter === 'date' ? new Date(Date.now() + 2000).toUTCString() : (f.retryAfter ?? '0');
             res.status(429).set('Retry-After', ra).type('application/scim+json').send({ schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: '429', detail: 'too many requests' });
             return;
           }
@@ -216,7 +228,6 @@ export async function startScimServer(opts: { token?: string; seed?: number } = 
             return;
           case 'dropAfter':
             // The request is processed, then the connection dies before the answer: the client cannot know.
-            res.on('finish', () => undefined);
             (res as any).send = function dropAfterProcessing() {
               req.socket.destroy();
               return res;

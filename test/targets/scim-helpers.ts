@@ -8,7 +8,7 @@ import { receiveFile } from '../../src/intake/receive.js';
 import type { Report } from '../../src/report/report.js';
 import { directoryView } from '../../src/targets/directory-view.js';
 import { readDirectory } from '../../src/targets/embedded.js';
-import { REPO, type Workspace } from '../helpers/workspace.js';
+import { REPO, spawnCli, type Workspace } from '../helpers/workspace.js';
 import type { ScimServer } from '../helpers/scim-server.js';
 
 export const TOKEN_ENV = 'WT_SCIM_TOKEN_TEST';
@@ -55,4 +55,20 @@ export function expectedRemote(app: App, tenant = 'acme') {
     members: view.users.filter((u) => u.memberOf.includes(g.externalId!)).map((u) => u.externalId).sort(),
   })).sort((a, b) => (a.externalId! < b.externalId! ? -1 : 1));
   return { users, groups };
+}
+
+/** The CLI without blocking this process (the SCIM server in it must keep answering). */
+export function cliAsync(ws: Workspace, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawnCli(ws, args, { WT_SYNC_CONFIG: '', ...env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
 }
