@@ -1,0 +1,132 @@
+// The journal: phases concatenated in apply order, outcomes recorded by range or one by one, the report's JSON
+// spliced from the stored text exactly as the objects would serialise, and a run resumed at its first planned op.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { reconcile, resumeUnfinished } from '../../src/apply/run.js';
+import type { App } from '../../src/app.js';
+import { receiveFile } from '../../src/intake/receive.js';
+import type { Operation } from '../../src/plan/types.js';
+import {
+  holdUserRemovals, journalEntries, journalJson, JournalWriter, plannedBatch, recordOutcomes,
+} from '../../src/store/journal.js';
+import { createRun } from '../../src/store/runs.js';
+import { directoryView } from '../../src/targets/directory-view.js';
+import { readDirectory } from '../../src/targets/embedded.js';
+import type { Target } from '../../src/targets/target.js';
+import { makeWorkspace, usersCsv, type Workspace } from '../helpers/workspace.js';
+
+let ws: Workspace;
+let app: App;
+beforeEach(() => {
+  ws = makeWorkspace();
+  ws.tenant('acme', { safeguards: { maxRemovals: 1000, maxRemovalPercent: 100 } });
+  app = ws.open(() => new Date('2026-02-01T01:00:00Z'));
+});
+afterEach(() => ws.cleanup());
+
+const create = (id: string): Operation => ({ op: 'create', entity: 'user', externalId: id, after: { externalId: id, firstName: 'F', lastName: 'L', username: `${id}@x` } });
+const link = (id: string): Operation => ({ op: 'link', entity: 'membership', userId: id, groupId: 'g', role: 'member' });
+const remove = (id: string, n: number): Operation => ({ op: 'remove', entity: 'user', externalId: id, id: n, name: `user ${id}` });
+
+describe('JournalWriter', () => {
+  it('numbers interleaved phases in apply order and drops a discarded phase', () => {
+    const runId = createRun(app.db, 'acme', { kind: 'ingest', fileIds: [] }, 'now');
+    const w = new JournalWriter(app.db, runId);
+    w.add('groupUpserts', { op: 'create', entity: 'group', externalId: 'g', after: { name: 'G', parentId: null } });
+    w.add('userUpserts', create('a'));
+    w.add('links', link('a'), 'mark-a');
+    w.add('purges', { op: 'purge', entity: 'user', externalId: 'z', id: 9, name: 'Z' });
+    w.add('userRemovals', remove('b', 2));
+    w.add('userUpserts', create('c'), 'mark-c');
+    w.add('links', link('c'));
+    w.add('segmentRemovals', { op: 'remove', entity: 'segment', externalId: 's', id: 1, name: 'S' });
+    expect(w.finish()).toBe(8);
+    const entries = [...journalEntries(app.db, runId)];
+    expect(entries.map((e) => [e.seq, e.op, e.entity, 'externalId' in e ? e.externalId : e.userId])).toEqual([
+      [1, 'create', 'group', 'g'], [2, 'create', 'user', 'a'], [3, 'create', 'user', 'c'], [4, 'link', 'membership', 'a'],
+      [5, 'link', 'membership', 'c'], [6, 'remove', 'user', 'b'], [7, 'remove', 'segment', 's'], [8, 'purge', 'user', 'z'],
+    ]);
+    expect(plannedBatch(app.db, runId, 0, 10).filter((e) => e.mark).map((e) => [e.seq, e.mark])).toEqual([[3, 'mark-c'], [4, 'mark-a']]);
+
+    const other = createRun(app.db, 'acme', { kind: 'ingest', fileIds: [] }, 'now');
+    const w2 = new JournalWriter(app.db, other);
+    w2.add('userUpserts', create('a'));
+    w2.add('userRemovals', remove('b', 2));
+    w2.discard('userRemovals');
+    w2.add('purges', { op: 'purge', entity: 'user', externalId: 'z', id: 9, name: 'Z' });
+    expect(w2.finish()).toBe(2);
+    expect([...journalEntries(app.db, other)].map((e) => e.op)).toEqual(['create', 'purge']);
+  });
+});
+
+describe('outcomes and the report text', () => {
+  it('records done by range and failures one by one; JSON spliced from the stored text equals the objects', () => {
+    const runId = createRun(app.db, 'acme', { kind: 'ingest', fileIds: [] }, 'now');
+    const w = new JournalWriter(app.db, runId);
+    for (const id of ['a', 'b', 'c', 'd']) w.add('userUpserts', create(id));
+    w.add('userRemovals', remove('e', 5));
+    w.add('userRemovals', remove('f', 6));
+    w.finish();
+    expect(holdUserRemovals(app.db, runId)).toBe(2);
+    const batch = plannedBatch(app.db, runId, 0, 3);
+    expect(batch.map((e) => e.seq)).toEqual([1, 2, 3]);
+    recordOutcomes(app.db, runId, [{ seq: 1, status: 'done' }, { seq: 2, status: 'failed', error: 'username "b@x" is "taken"' }, { seq: 3, status: 'done' }], true);
+    // The next batch starts at the first op still planned; held ones are not handed out.
+    expect(plannedBatch(app.db, runId, 0, 10).map((e) => e.seq)).toEqual([4]);
+    recordOutcomes(app.db, runId, [{ seq: 4, status: 'done' }]);
+    expect(plannedBatch(app.db, runId, 0, 10)).toEqual([]);
+    const entries = [...journalEntries(app.db, runId)];
+    expect(entries.map((e) => [e.seq, e.status, e.held ?? false, e.error ?? null])).toEqual([
+      [1, 'done', false, null], [2, 'failed', false, 'username "b@x" is "taken"'], [3, 'done', false, null], [4, 'done', false, null], [5, 'held', true, null], [6, 'held', true, null],
+    ]);
+    expect([...journalJson(app.db, runId)]).toEqual(entries.map((e) => JSON.stringify(e)));
+  });
+});
+
+describe('a target cut off in the middle of a batch', () => {
+  it('keeps the outcomes it recorded; the next start continues at the first planned op, applying nothing twice', async () => {
+    const rows = Array.from({ length: 30 }, (_, i) => ({ id: `u${String(i).padStart(2, '0')}`, groups: 'g1' }));
+    const files = { 'groups.csv': 'Group name;GroupID;Parent groupID\nOne;g1;\n', 'users.csv': usersCsv(rows) };
+    const ids = [];
+    for (const [name, body] of Object.entries(files)) ids.push((await receiveFile(app, app.tenant('acme'), ws.file(name, body))).id);
+
+    // A remote-style target: one call per operation, each outcome recorded as soon as it is known, and the
+    // connection lost after 12 calls. Each call is applied to the embedded directory on its own.
+    const embedded = app.target(app.tenant('acme'));
+    const calls: number[] = [];
+    let budget = 12;
+    const remote: Target = {
+      kind: 'remote-test', batchSize: 10,
+      load: (t) => embedded.load(t), reader: (t) => embedded.reader(t), markSynced: embedded.markSynced?.bind(embedded),
+      async applyBatch(tenant, batch, settings, record) {
+        const outcomes = [];
+        for (const op of batch) {
+          if (budget-- <= 0) throw new Error('connection reset by peer');
+          calls.push(op.seq);
+          const [outcome] = await embedded.applyBatch(tenant, [op], settings, () => {});
+          record([outcome]);
+          outcomes.push(outcome);
+        }
+        return outcomes;
+      },
+    };
+    const original = app.target.bind(app);
+    app.target = () => remote;
+    await expect(reconcile(app, app.tenant('acme'), { kind: 'ingest', fileIds: ids })).rejects.toThrow(/connection reset/);
+    expect(calls).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    expect(readDirectory(app.db, 'acme').users).toHaveLength(11); // the group, then 11 users
+    const run = app.db.prepare("SELECT id, status FROM runs WHERE status = 'pending'").get() as { id: number };
+    expect(app.db.prepare("SELECT status, count(*) AS n FROM journal WHERE run_id = ? GROUP BY status ORDER BY status").all(run.id)).toEqual([{ status: 'done', n: 12 }, { status: 'planned', n: 19 }]);
+
+    budget = Infinity;
+    const [report] = await resumeUnfinished(app, new Set(['acme']));
+    expect(calls).toEqual(Array.from({ length: 31 }, (_, i) => i + 1)); // each operation exactly once
+    expect(report.counts).toMatchObject({ created: 31, failed: 0 });
+    app.target = original;
+    const view = directoryView(readDirectory(app.db, 'acme'));
+    expect(view.users.map((u) => [u.externalId, u.memberOf])).toEqual(rows.map((r) => [r.id, ['g1']]));
+    // Every user's mark was set by its operation: the next run with the same file skips them all.
+    expect((await embedded.syncMarks!('acme')).size).toBe(30);
+    const again = await reconcile(app, app.tenant('acme'), { kind: 'ingest', fileIds: [(await receiveFile(app, app.tenant('acme'), ws.file('users.csv', usersCsv(rows) + '\n'))).id] });
+    expect(again!.counts).toMatchObject({ unchanged: 31, created: 0, updated: 0 }); // 30 users and the group
+  });
+});
