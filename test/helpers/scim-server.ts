@@ -55,8 +55,8 @@ export interface ScimServer {
 }
 
 interface Store {
-  users: Map<string, Json>;
-  groups: Map<string, Json>;
+  users: IndexedMap;
+  groups: IndexedMap;
   server: ScimServer;
 }
 
@@ -69,6 +69,47 @@ function rng(seed: number) {
     seed = (seed * 1103515245 + 12345) & 0x7fffffff;
     return seed / 0x7fffffff;
   };
+}
+
+/** A Map of resources that keeps indexes on some attributes (userName case-insensitive), so lookups stay O(1) at 10k. */
+class IndexedMap extends Map<string, Json> {
+  readonly index = new Map<string, Map<string, string>>();
+  constructor(private readonly attrs: Record<string, boolean>) {
+    super();
+    for (const a of Object.keys(attrs)) this.index.set(a, new Map());
+  }
+  private key(attr: string, v: unknown): string | undefined {
+    return typeof v === 'string' ? (this.attrs[attr] ? v.toLowerCase() : v) : undefined;
+  }
+  override set(id: string, r: Json): this {
+    this.unindex(id);
+    for (const a of Object.keys(this.attrs ?? {})) {
+      const k = this.key(a, r[a]);
+      if (k !== undefined) this.index.get(a)!.set(k, id);
+    }
+    return super.set(id, r);
+  }
+  override delete(id: string): boolean {
+    this.unindex(id);
+    return super.delete(id);
+  }
+  override clear(): void {
+    for (const m of this.index.values()) m.clear();
+    super.clear();
+  }
+  private unindex(id: string): void {
+    const old = this.get(id);
+    if (!old || !this.index) return;
+    for (const a of Object.keys(this.attrs)) {
+      const k = this.key(a, old[a]);
+      if (k !== undefined && this.index.get(a)!.get(k) === id) this.index.get(a)!.delete(k);
+    }
+  }
+  /** The id holding `value` in an indexed attribute, if any. */
+  holder(attr: string, value: string): string | undefined {
+    const id = this.index.get(attr)?.get(this.key(attr, value)!);
+    return id !== undefined && this.has(id) ? id : undefined;
+  }
 }
 
 let declared = false;
@@ -84,23 +125,22 @@ function declareResources(): void {
   ]);
   const groupExtension = new SCIMMY.Types.SchemaDefinition('WinningtempGroup', GROUP_EXTENSION, 'WT group tree', [new SCIMMY.Types.Attribute('string', 'parentExternalId')]);
   const plain = (o: unknown): Json => JSON.parse(JSON.stringify(o));
-  const matches = (ctx: Context, list: Json[], resource: any, caseInsensitive: string[]): Json[] => {
+  const matches = (ctx: Context, map: IndexedMap, resource: any): Json[] => {
     if (ctx.eq) {
       const { attr, value } = ctx.eq;
-      const ci = caseInsensitive.includes(attr);
-      return list.filter((r) => {
-        const v = attr.split('.').reduce<any>((o, k) => o?.[k], r);
-        return typeof v === 'string' && (ci ? v.toLowerCase() === value.toLowerCase() : v === value);
-      });
+      if (map.index.has(attr)) {
+        const id = map.holder(attr, value);
+        return id === undefined ? [] : [map.get(id)!];
+      }
+      return [...map.values()].filter((r) => attr.split('.').reduce<any>((o, k) => o?.[k], r) === value);
     }
+    const list = [...map.values()];
     return resource.filter ? resource.filter.match(list) : list;
   };
-  const unique = (map: Map<string, Json>, self: string | undefined, attr: string, value: unknown, ci: boolean) => {
+  const unique = (map: IndexedMap, self: string | undefined, attr: string, value: unknown) => {
     if (typeof value !== 'string') return;
-    const norm = (s: string) => (ci ? s.toLowerCase() : s);
-    for (const [id, r] of map) {
-      if (id !== self && typeof r[attr] === 'string' && norm(r[attr]) === norm(value)) throw fail(409, 'uniqueness', `${attr} "${value}" is already used by ${id}`);
-    }
+    const holder = map.holder(attr, value);
+    if (holder !== undefined && holder !== self) throw fail(409, 'uniqueness', `${attr} "${value}" is already used by ${holder}`);
   };
   const stamp = (kind: string, id: string, created?: string) => {
     const now = new Date().toISOString();
@@ -114,8 +154,8 @@ function declareResources(): void {
       delete data.id;
       delete data.meta;
       if (resource.id && !users.has(resource.id)) throw fail(404, null, `User ${resource.id} not found`);
-      unique(users, resource.id, 'userName', data.userName, true);
-      unique(users, resource.id, 'externalId', data.externalId, false);
+      unique(users, resource.id, 'userName', data.userName);
+      unique(users, resource.id, 'externalId', data.externalId);
       const id = resource.id ?? randomUUID();
       const user = { ...data, id, meta: stamp('User', id, users.get(id)?.meta?.created) };
       users.set(id, user);
@@ -128,7 +168,7 @@ function declareResources(): void {
         if (!user) throw fail(404, null, `User ${resource.id} not found`);
         return user;
       }
-      return matches(ctx, [...users.values()], resource, ['userName']);
+      return matches(ctx, users, resource);
     })
     .degress((resource: any, ctx: Context) => {
       const { users, groups } = ctx.store;
@@ -143,7 +183,7 @@ function declareResources(): void {
       delete data.id;
       delete data.meta;
       if (resource.id && !groups.has(resource.id)) throw fail(404, null, `Group ${resource.id} not found`);
-      unique(groups, resource.id, 'externalId', data.externalId, false);
+      unique(groups, resource.id, 'externalId', data.externalId);
       const seen = new Set<string>();
       const members: Json[] = [];
       for (const m of data.members ?? []) {
@@ -167,7 +207,7 @@ function declareResources(): void {
         if (!group) throw fail(404, null, `Group ${resource.id} not found`);
         return group;
       }
-      return matches(ctx, [...groups.values()], resource, ['displayName']);
+      return matches(ctx, groups, resource);
     })
     .degress((resource: any, ctx: Context) => {
       if (!ctx.store.groups.delete(resource.id)) throw fail(404, null, `Group ${resource.id} not found`);
@@ -182,13 +222,13 @@ export async function startScimServer(opts: { token?: string; seed?: number } = 
   const random = rng(opts.seed ?? 42);
   const app = express();
   const server: ScimServer = {
-    url: '', token, users: new Map(), groups: new Map(), requests: [], duplicateMemberAdds: 0,
+    url: '', token, users: new IndexedMap({ userName: true, externalId: false }), groups: new IndexedMap({ externalId: false, displayName: false }), requests: [], duplicateMemberAdds: 0,
     faults: null, pageCap: null, latencyMs: 0, forceStatus: null, nextFaults: [], reject: null, arrivals: [],
     writes: () => server.requests.filter((r) => r.method !== 'GET' && r.status < 300 && !r.fault),
-    userByExternalId: (externalId) => [...server.users.values()].find((u) => u.externalId === externalId),
+    userByExternalId: (externalId) => server.users.get((server.users as IndexedMap).holder('externalId', externalId) ?? ''),
     close: async () => {},
   };
-  const store: Store = { users: server.users, groups: server.groups, server };
+  const store: Store = { users: server.users as IndexedMap, groups: server.groups as IndexedMap, server };
 
   // Recording, latency, forced status and faults come before SCIM.
   app.use(express.json({ type: ['application/scim+json', 'application/json'], limit: '10mb' }));
