@@ -84,7 +84,10 @@ async function applyAndReport(
   };
   const report = streamedReport(summary, () => journalEntries(app.db, runId), () => journalJson(app.db, runId));
   app.db.transaction(() => {
-    if (base.approves !== undefined) setRunStatus(app.db, base.approves, 'approved');
+    // An approval stopped by a quarantine sent nothing: the held run stays held, to approve again after `resume`.
+    if (base.approves !== undefined) {
+      if (!quarantine) setRunStatus(app.db, base.approves, 'approved');
+    }
     else supersedeHeldRuns(app.db, tenant.id, runId);
     finishRun(app.db, runId, { status: status === 'quarantined' ? 'failed' : status, report, now: app.now().toISOString() });
   })();

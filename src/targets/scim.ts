@@ -358,7 +358,7 @@ export class ScimTarget implements Target {
     const remoteExternalId = kind === 'segment' ? `segment:${externalId}` : externalId;
     const body = groupResource(remoteExternalId, name, parentId, this.config);
     const stored = this.mirror.id(tenant, kind, externalId);
-    if (stored && (await this.getOrNull(`Groups/${encodeURIComponent(stored)}`, 'Groups'))) return;
+    if (stored && (await this.getOrNull(`Groups/${encodeURIComponent(stored)}`))) return;
     try {
       this.keep(tenant, kind, externalId, await c.post('Groups', body));
     } catch (err) {
@@ -450,7 +450,7 @@ export class ScimTarget implements Target {
     return id;
   }
 
-  private async getOrNull(path: string, _resource?: string): Promise<any | null> {
+  private async getOrNull(path: string): Promise<any | null> {
     try {
       return await this.client().get(path);
     } catch (err) {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { approveRun, reconcile } from '../../src/apply/run.js';
 import { createLogger, tenantDirs } from '../../src/app.js';
+import { liftQuarantine } from '../../src/store/scim-mirror.js';
 import { readDirectory } from '../../src/targets/embedded.js';
 import { ScimClient } from '../../src/targets/scim-client.js';
 import { startScimServer, type ScimServer } from '../helpers/scim-server.js';
@@ -171,6 +172,14 @@ describe('runs against a faulty server', () => {
     expect(held.status).toBe('held');
     expect(server.writes()).toHaveLength(0);
     expect([...server.users.values()].every((u) => u.active)).toBe(true);
+    // An approval while WT refuses the token sends nothing and leaves the run held.
+    server.forceStatus = 401;
+    const refused = await approveRun(app, app.tenant('acme'), held.runId);
+    server.forceStatus = null;
+    expect(refused.status).toBe('quarantined');
+    expect(app.db.prepare('SELECT status FROM runs WHERE id = ?').pluck().get(held.runId)).toBe('held');
+    expect([...server.users.values()].every((u) => u.active)).toBe(true);
+    liftQuarantine(app.db, 'acme');
     await approveRun(app, app.tenant('acme'), held.runId);
     expect([...server.users.values()].filter((u) => !u.active)).toHaveLength(20);
     expect(remoteState(server)).toEqual(expectedRemote(app));
