@@ -1,9 +1,12 @@
 // `npm run bench:ingest -- --rows N [--repeat 3] [--keep]`: ingest benchmark (issue #2 §10).
 // Generates 2,000 groups, 50 segments and N users in a fresh temp folder, then measures:
-//   raw fast-csv parse rows/s (the baseline), parse + validate + stage rows/s and their ratio,
-//   day 1 end to end (receive groups + segments + users, reconcile into an empty directory),
-//   day 2 with 1% of users' titles changed (plan and apply times), and peak RSS per stage.
+//   raw fast-csv parse rows/s, parse + validate + stage rows/s and their ratio (issue #2),
+//   the BASELINE (the project's parser + INSERT of every row into a fresh SQLite table, one transaction),
+//   day 1 end to end (receive groups + segments + users, reconcile into an empty directory) and its ratio to
+//   the baseline, a full `check` of the day-2 file, day 2 with 1% of users' titles changed end to end, and
+//   peak RSS per stage (issue #7 §4).
 // The last line printed is one JSON object with every figure.
+import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,9 +20,10 @@ import { receiveFile } from '../src/intake/receive.js';
 import { sha256File } from '../src/intake/sha256.js';
 import { parseFile, type RowSink } from '../src/parse/parse-file.js';
 import { rawParseCount } from '../src/parse/raw.js';
-import { buildPlan } from '../src/plan/plan.js';
 import { StagingSink } from '../src/snapshot/staging.js';
-import { loadDesired } from '../src/store/snapshots.js';
+import { checkPlan } from '../src/apply/dry-run.js';
+import type { EntityRecord } from '../src/model.js';
+import { reportJson, writeChunked } from '../src/report/text.js';
 import type { Target } from '../src/targets/target.js';
 import { writeGroups, writeSegments, writeUsers } from './lib/generate.js';
 
@@ -27,8 +31,8 @@ const TENANT = 'bench';
 const GROUPS = 2000;
 const SEGMENTS = 50;
 const TARGET_RATIO = 0.6;
-const TARGET_E2E_MS_100K = 3000;
-const TARGET_RSS_MB_1M = 300;
+/** Issue #7 §4: 100k users unless named 1M. */
+const TARGET = { day1Ms: 3000, day1Ratio: 2.5, day2Ms: 1500, checkMs: 2000, peakRssMb: 250, day1Ms1M: 30_000, day2Ms1M: 10_000, peakRssMb1M: 400 };
 
 interface Args { rows: number; repeat: number; keep: boolean }
 
@@ -98,8 +102,8 @@ class CountingSink implements RowSink {
 }
 
 /** Wraps the app's target to time the apply inside reconcile (each batch's transaction, with its journal outcomes). */
-function timeTarget(app: App): { load: number; apply: number; ops: number } {
-  const times = { load: 0, apply: 0, ops: 0 };
+function timeTarget(app: App): { apply: number; ops: number } {
+  const times = { apply: 0, ops: 0 };
   const original = app.target.bind(app);
   app.target = (tenant: TenantConfig): Target => {
     const t = original(tenant);
@@ -143,31 +147,63 @@ async function runReconcile(app: App, tenant: TenantConfig, fileIds: number[]): 
   }
 }
 
-/** The plan as reconcile builds it (dryRunPlan = loadDesired, target.load, buildPlan), each step timed; only numbers escape. */
-async function measurePlan(app: App, tenant: TenantConfig, expectedUpdates: number) {
-  const [desired, loadDesiredMs] = await timed(() => loadDesired(app.db, tenant.id));
-  mark('day 2 loadDesired');
-  const [dir, targetLoadMs] = await timed(() => app.target(tenant).load(tenant.id));
-  mark('day 2 target.load');
-  const [plan, buildPlanMs] = await timed(() => buildPlan(desired, dir, {
-    tenant: tenant.id, rules: tenant.rules, now: app.now().toISOString(),
-    maxRemovals: tenant.safeguards.maxRemovals, maxRemovalPercent: tenant.safeguards.maxRemovalPercent,
-  }));
-  mark('day 2 buildPlan');
-  const counts = countOps(plan.ops);
-  if ((counts['update user'] ?? 0) !== expectedUpdates || plan.ops.length !== expectedUpdates) {
-    throw new Error(`day 2 plan: expected ${expectedUpdates} user updates only, got ${JSON.stringify(counts)}`);
+/**
+ * What `wt-sync check --tenant T users.csv` does for the day-2 file: stage it into a private file, plan every user
+ * (no sync marks) into a throwaway journal, write the report. Only numbers escape.
+ */
+async function measureCheck(app: App, tenant: TenantConfig, file: string, expectedUpdates: number, reportFile: string) {
+  const spec = tenant.files.users!;
+  const sink = new StagingSink(app.config.paths.tmpDir);
+  try {
+    const [result, stageMs] = await timed(async () => {
+      const r = await parseFile(fs.createReadStream(file, { highWaterMark: 1 << 20 }), sink, { type: 'users', spec, fileName: path.basename(file), maxInvalidRowPercent: tenant.safeguards.maxInvalidRowPercent });
+      sink.finish();
+      return r;
+    });
+    const stageCpu = lastCpuMs;
+    const [checked, planMs] = await timed(() => checkPlan(app, tenant, [{
+      type: 'users', name: path.basename(file), rowsFile: sink.file, fields: new Set(spec.columns.filter((c) => c !== 'ignore')),
+      protectedIds: new Set(result.problems.filter((p) => p.entityId).map((p) => p.entityId!)),
+    }], { files: [], fileProblems: [] }));
+    const planCpu = lastCpuMs;
+    const [, reportMs] = await timed(() => {
+      const fd = fs.openSync(reportFile, 'w');
+      try {
+        writeChunked(reportJson(checked.report), (chunk) => fs.writeSync(fd, chunk));
+      } finally {
+        fs.closeSync(fd);
+        checked.close();
+      }
+    });
+    const counts = checked.report.counts;
+    if (counts.updated !== expectedUpdates || counts.created + counts.removed + counts.linked + counts.unlinked !== 0) {
+      throw new Error(`check of day 2: expected ${expectedUpdates} user updates only, got ${JSON.stringify(counts)}`);
+    }
+    return { totalMs: stageMs + planMs + reportMs, cpuMs: stageCpu + planCpu + lastCpuMs, stageMs, planMs, reportMs, counts };
+  } finally {
+    sink.discard();
   }
-  return { planMs: loadDesiredMs + targetLoadMs + buildPlanMs, loadDesiredMs, targetLoadMs, buildPlanMs, counts };
 }
 
-function countOps(ops: { op: string; entity: string; held?: boolean }[]): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const o of ops) {
-    const k = `${o.op} ${o.entity}${o.held ? ' (held)' : ''}`;
-    counts[k] = (counts[k] ?? 0) + 1;
+/** The baseline of "read a file and store it": the project's parser, every row INSERTed into a fresh table, one transaction. */
+class BaselineSink implements RowSink {
+  rows = 0;
+  private readonly db: Database.Database;
+  private readonly insert: Database.Statement;
+  constructor(readonly file: string) {
+    this.db = new Database(file);
+    this.db.exec('CREATE TABLE rows (line INTEGER PRIMARY KEY, external_id TEXT NOT NULL, data TEXT NOT NULL); BEGIN');
+    this.insert = this.db.prepare('INSERT INTO rows (line, external_id, data) VALUES (?, ?, ?)');
   }
-  return counts;
+  add(record: EntityRecord, line: number): null {
+    this.insert.run(line, record.externalId, JSON.stringify(record));
+    this.rows++;
+    return null;
+  }
+  finish(): void {
+    this.db.exec('COMMIT');
+    this.db.close();
+  }
 }
 
 async function main(): Promise<void> {
@@ -273,6 +309,23 @@ async function main(): Promise<void> {
     let shaBest = Infinity;
     for (let k = 0; k < args.repeat; k++) shaBest = Math.min(shaBest, (await timed(() => sha256File(usersFile)))[1]);
     console.log(`    sha256 of the users file    ${fmt(shaBest).padStart(11)} ms`);
+    let baselineMs = Infinity;
+    let baselineCpuMs = Infinity;
+    for (let k = 0; k < args.repeat; k++) {
+      const file = path.join(root, `baseline-${k}.sqlite`);
+      const [rows, t] = await timed(async () => {
+        const sink = new BaselineSink(file);
+        await parseFile(fs.createReadStream(usersFile, { highWaterMark: 1 << 20 }), sink, parseOpts);
+        sink.finish();
+        return sink.rows;
+      });
+      if (rows !== N) throw new Error(`baseline stored ${rows} rows, expected ${N}`);
+      baselineMs = Math.min(baselineMs, t);
+      baselineCpuMs = Math.min(baselineCpuMs, lastCpuMs);
+      fs.rmSync(file, { force: true });
+    }
+    console.log(`    BASELINE parse + INSERT     ${fmt(baselineMs).padStart(11)} ms       (the project's parser, every row INSERTed into a fresh SQLite table in one transaction; cpu ${fmt(baselineCpuMs)} ms)`);
+    mark('baseline');
     app.close();
 
     // ---- (4) day 1: a fresh directory, receive the three files and reconcile ----
@@ -286,54 +339,66 @@ async function main(): Promise<void> {
     const [u, receiveUsersMs] = await timed(() => receiveFile(day1, day1Tenant, usersFile));
     for (const f of [g, s, u]) if (f.status !== 'accepted') throw new Error(`day 1: ${f.name} ${f.status}: ${JSON.stringify(f.problems.slice(0, 3))}`);
     const receiveRowsPerSec = rate(N, receiveUsersMs);
-    console.log(`    receiveFile (users, day 1)  ${fmt(receiveRowsPerSec).padStart(11)} rows/s   (${ms(receiveUsersMs)} ms = sha256 + parse/validate/stage + commitSnapshot into the service DB;` +
-      ` commitSnapshot ≈ ${ms(receiveUsersMs - shaBest - stageBest)} ms)`);
+    console.log(`    receiveFile (users, day 1)  ${fmt(receiveRowsPerSec).padStart(11)} rows/s   (${ms(receiveUsersMs)} ms = sha256 + parse/validate/stage + commitSnapshot into the service DB)`);
     mark('day 1 receive');
     const [report1, reconcile1Ms] = await timed(() => runReconcile(day1, day1Tenant, [g.id, s.id, u.id]));
     const endToEndMs = performance.now() - e2eStart;
     const endToEndCpuMs = cpuNow() - e2eCpuStart;
     const day1Ok = report1.status === 'applied';
-    const d1 = { load: t1.load, apply: t1.apply, ops: t1.ops };
-    const e2eTarget = N <= 100_000 ? TARGET_E2E_MS_100K : null;
-    console.log(`(4) day 1 end to end            ${fmt(endToEndMs).padStart(11)} ms       ${e2eTarget ? `target < ${e2eTarget} ms for 100k: ${verdict(endToEndMs < e2eTarget)}` : '(target < 3000 ms applies to 100k)'}   (cpu ${fmt(endToEndCpuMs)} ms)`);
+    const d1 = { apply: t1.apply, ops: t1.ops };
+    const big = N >= 1_000_000;
+    const day1Target = big ? TARGET.day1Ms1M : TARGET.day1Ms;
+    const day1Ratio = endToEndMs / baselineMs;
+    console.log(`(4) day 1 end to end            ${fmt(endToEndMs).padStart(11)} ms       target < ${fmt(day1Target)} ms: ${verdict(endToEndMs < day1Target)}   (cpu ${fmt(endToEndCpuMs)} ms)`);
+    console.log(`      ÷ baseline                ${day1Ratio.toFixed(2).padStart(11)} ×        target ≤ ${TARGET.day1Ratio} ×: ${verdict(day1Ratio <= TARGET.day1Ratio)}   (by cpu: ${(endToEndCpuMs / baselineCpuMs).toFixed(2)} ×)`);
     console.log(`      receive groups ${ms(groupsMs)} ms, segments ${ms(segmentsMs)} ms, users ${ms(receiveUsersMs)} ms; reconcile ${ms(reconcile1Ms)} ms` +
-      ` (directory load ${ms(d1.load)} ms, apply ${ms(d1.apply)} ms for ${fmt(d1.ops)} ops, plan + report ${ms(reconcile1Ms - d1.load - d1.apply)} ms)`);
+      ` (apply ${ms(d1.apply)} ms for ${fmt(d1.ops)} ops in batches with their journal outcomes, plan into the journal + report ${ms(reconcile1Ms - d1.apply)} ms)`);
     console.log(`      counts ${JSON.stringify(report1.counts)}`);
     if (report1.error) {
       console.log(day1Ok
         ? `      !! day 1 reconcile threw after the run committed (its time stops there): ${report1.error}`
-        : `      !! day 1 reconcile FAILED, nothing applied (run status ${report1.status}): ${report1.error}`);
+        : `      !! day 1 reconcile FAILED (run status ${report1.status}): ${report1.error}`);
     }
     mark('day 1 reconcile');
 
-    // ---- (5) day 2: 1% of users have a new title ----
-    let d2: { changed: number; receiveMs: number; plan: Awaited<ReturnType<typeof measurePlan>>; applyMs: number; reconcileMs: number; error?: string } | null = null;
+    // ---- (5) full check, then (6) day 2: 1% of users have a new title ----
+    let d2: { changed: number; receiveMs: number; check: Awaited<ReturnType<typeof measureCheck>>; applyMs: number; reconcileMs: number; cpuMs: number; error?: string } | null = null;
     if (!day1Ok) {
-      console.log('(5) day 2 skipped: day 1 did not apply');
+      console.log('(5) check and (6) day 2 skipped: day 1 did not apply');
     } else {
       const { changed } = await writeUsers(users2File, { rows: N, groups: GROUPS, segments: SEGMENTS, changeEvery: 100 });
-      const [u2, receiveMs] = await timed(() => receiveFile(day1, day1Tenant, users2File));
-      if (u2.status !== 'accepted') throw new Error(`day 2 file ${u2.status}`);
-      console.log(`(5) day 2, ${fmt(changed)} titles changed (1%): receive ${ms(receiveMs)} ms`);
-      mark('day 2 receive');
-      const plan = await measurePlan(day1, day1Tenant, changed);
-      console.log(`      full plan ${fmt(plan.planMs).padStart(5)} ms   (every user loaded and planned, as \`check\` does: loadDesired ${ms(plan.loadDesiredMs)} + target.load ${ms(plan.targetLoadMs)} + buildPlan ${ms(plan.buildPlanMs)}) → ${JSON.stringify(plan.counts)}`);
-      t1.load = 0;
+      const check = await measureCheck(day1, day1Tenant, users2File, changed, path.join(root, 'check-report.json'));
+      const checkTarget = big ? null : TARGET.checkMs;
+      console.log(`(5) full check of the day-2 file ${fmt(check.totalMs).padStart(8)} ms       ${checkTarget ? `target < ${fmt(checkTarget)} ms: ${verdict(check.totalMs < checkTarget)}` : '(target < 2000 ms applies to 100k)'}   (cpu ${fmt(check.cpuMs)} ms;` +
+        ` stage ${ms(check.stageMs)} + plan every user into a throwaway journal ${ms(check.planMs)} + report ${ms(check.reportMs)}) → ${check.counts.updated} updates`);
+      mark('check');
       t1.apply = 0;
       t1.ops = 0;
+      const c0 = cpuNow();
+      const [u2, receiveMs] = await timed(() => receiveFile(day1, day1Tenant, users2File));
+      if (u2.status !== 'accepted') throw new Error(`day 2 file ${u2.status}`);
+      mark('day 2 receive');
       const [report2, reconcileMs] = await timed(() => runReconcile(day1, day1Tenant, [u2.id]));
-      console.log(`      reconcile ${fmt(reconcileMs).padStart(5)} ms   (with sync marks: directory load ${ms(t1.load)} ms, apply ${ms(t1.apply)} ms incl. the run's bookkeeping, plan + report ${ms(reconcileMs - t1.load - t1.apply)} ms) → ${JSON.stringify(report2.counts)}`);
+      const cpuMs = cpuNow() - c0;
       const day2Ms = receiveMs + reconcileMs;
-      console.log(`      day 2 end to end ${fmt(day2Ms).padStart(6)} ms   (receive + reconcile)   ${e2eTarget ? `target < ${e2eTarget} ms for 100k: ${verdict(day2Ms < e2eTarget)}` : ''}`);
+      const day2Target = big ? TARGET.day2Ms1M : TARGET.day2Ms;
+      console.log(`(6) day 2 end to end            ${fmt(day2Ms).padStart(11)} ms       target < ${fmt(day2Target)} ms: ${verdict(day2Ms < day2Target)}   (cpu ${fmt(cpuMs)} ms; ${fmt(changed)} titles changed)`);
+      console.log(`      receive ${ms(receiveMs)} ms, reconcile ${ms(reconcileMs)} ms (sync marks skip unchanged users; apply ${ms(t1.apply)} ms for ${fmt(t1.ops)} ops) → ${JSON.stringify(report2.counts)}`);
       if (report2.error) console.log(`      !! day 2 reconcile threw (run status ${report2.status}): ${report2.error}`);
       mark('day 2 reconcile');
-      d2 = { changed, receiveMs, plan, applyMs: t1.apply, reconcileMs, error: report2.error };
+      d2 = { changed, receiveMs, check, applyMs: t1.apply, reconcileMs, cpuMs, error: report2.error };
     }
     day1.close();
 
     const peak = peakRssMb();
-    const rssTarget = N >= 1_000_000 ? TARGET_RSS_MB_1M : null;
-    console.log(`(6) peak RSS                    ${fmt(peak).padStart(11)} MB       ${rssTarget ? `target < ${rssTarget} MB for 1M: ${verdict(peak < rssTarget)}` : '(target < 300 MB applies to 1M rows)'}`);
+    const rssTarget = big ? TARGET.peakRssMb1M : TARGET.peakRssMb;
+    console.log(`(7) peak RSS, whole bench       ${fmt(peak).padStart(11)} MB       target < ${rssTarget} MB: ${verdict(peak < rssTarget)}`);
+    console.log('    peak RSS per stage (the peak only rises: the stage where it jumps is the one responsible):');
+    let before = 0;
+    for (const m of memory) {
+      console.log(`      ${m.stage.padEnd(28)} ${String(m.peakRssMb).padStart(6)} MB${m.peakRssMb > before ? `  (+${m.peakRssMb - before})` : ''}`);
+      before = m.peakRssMb;
+    }
     console.log(`    load average at end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     if (!day1Ok) process.exitCode = 1;
     console.log('');
@@ -341,17 +406,17 @@ async function main(): Promise<void> {
       rows: N, groups: GROUPS, segments: SEGMENTS, usersFileMb: mb(usersBytes), repeat: args.repeat,
       rawRowsPerSec, validateRowsPerSec, stageRowsPerSec, receiveRowsPerSec, ratio, cpuRatio, sha256Ms: ms(shaBest),
       rawCpuMs: ms(rawCpu), validateCpuMs: ms(validateCpu), stageCpuMs: ms(stageCpu),
-      endToEndMs: ms(endToEndMs), endToEndCpuMs: ms(endToEndCpuMs), receiveUsersMs: ms(receiveUsersMs), reconcileDay1Ms: ms(reconcile1Ms),
-      day1LoadMs: ms(d1.load), day1ApplyMs: ms(d1.apply), day1Ops: d1.ops, day1Counts: report1.counts,
-      day1Status: report1.status,
-      changedUsers: d2?.changed ?? null, receiveDay2Ms: d2 ? ms(d2.receiveMs) : null,
-      planMs: d2 ? ms(d2.plan.planMs) : null, loadDesiredMs: d2 ? ms(d2.plan.loadDesiredMs) : null,
-      targetLoadMs: d2 ? ms(d2.plan.targetLoadMs) : null, buildPlanMs: d2 ? ms(d2.plan.buildPlanMs) : null,
-      applyMs: d2 ? ms(d2.applyMs) : null, reconcileDay2Ms: d2 ? ms(d2.reconcileMs) : null,
-      day2EndToEndMs: d2 ? ms(d2.receiveMs + d2.reconcileMs) : null,
+      baselineMs: ms(baselineMs), baselineCpuMs: ms(baselineCpuMs),
+      endToEndMs: ms(endToEndMs), endToEndCpuMs: ms(endToEndCpuMs), day1BaselineRatio: Math.round(day1Ratio * 100) / 100,
+      receiveUsersMs: ms(receiveUsersMs), reconcileDay1Ms: ms(reconcile1Ms),
+      day1ApplyMs: ms(d1.apply), day1Ops: d1.ops, day1Counts: report1.counts, day1Status: report1.status,
+      checkMs: d2 ? ms(d2.check.totalMs) : null, checkCpuMs: d2 ? ms(d2.check.cpuMs) : null, checkStageMs: d2 ? ms(d2.check.stageMs) : null,
+      checkPlanMs: d2 ? ms(d2.check.planMs) : null, checkReportMs: d2 ? ms(d2.check.reportMs) : null,
+      changedUsers: d2?.changed ?? null, receiveDay2Ms: d2 ? ms(d2.receiveMs) : null, reconcileDay2Ms: d2 ? ms(d2.reconcileMs) : null,
+      applyDay2Ms: d2 ? ms(d2.applyMs) : null, day2EndToEndMs: d2 ? ms(d2.receiveMs + d2.reconcileMs) : null, day2CpuMs: d2 ? ms(d2.cpuMs) : null,
       errors: [report1.error, d2?.error].filter((e) => e !== undefined),
       peakRssMb: peak, memory, loadAvg: os.loadavg().map((l) => Math.round(l * 100) / 100),
-      targets: { ratio: TARGET_RATIO, endToEndMs100k: TARGET_E2E_MS_100K, peakRssMb1M: TARGET_RSS_MB_1M },
+      targets: { ratio: TARGET_RATIO, ...TARGET },
     }));
   } finally {
     if (args.keep) console.error(`kept ${root}`);

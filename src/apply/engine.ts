@@ -32,11 +32,13 @@ export interface PlanOptions {
  * rows file and the directory, both in external-ID order; only groups and segments are held whole.
  */
 export function planTenant(app: App, tenant: TenantConfig, target: Target, sink: PlanSink, opts: PlanOptions, users?: DesiredUsers, tree = loadDesiredTree(app.db, tenant.id)): PlanSummary {
-  const stored = users ? undefined : openDesiredUsers(app.db, tenant.id);
+  const reader = target.reader(tenant.id);
+  const marks = opts.syncMarks && target.markSynced !== undefined;
+  // With most users marked (a daily run), most rows are skipped unread: read the snapshot by its index.
+  const stored = users ? undefined : openDesiredUsers(app.db, tenant.id, (rows) => !marks || (reader.marked?.() ?? 0) * 2 < rows);
   const desiredUsers = users ?? stored;
   try {
-    const reader = target.reader(tenant.id);
-    const useMarks = opts.syncMarks && target.markSynced !== undefined && desiredUsers !== undefined;
+    const useMarks = marks && desiredUsers !== undefined;
     const context = useMarks ? syncContext({ usersFields: [...desiredUsers!.fields], groups: tree.groups?.id, segments: tree.segments?.id }, tenant.rules) : '';
     const keep = opts.keep;
     const filtered: PlanSink = keep ? { add: (phase, op, mark) => keep(phase, op) && sink.add(phase, op, mark), discard: (p) => sink.discard(p), unchanged: sink.unchanged?.bind(sink) } : sink;

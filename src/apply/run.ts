@@ -136,10 +136,11 @@ export async function approveRun(app: App, tenant: TenantConfig, heldRunId: numb
       // The held removals that no longer apply stay in the approval's journal as moot, out of its report.
       const moot = [...journalEntries(app.db, heldRunId)].filter((e) => e.status === 'held' && e.op === 'remove' && e.entity === 'user' && !found.has(e.id));
       appendToJournal(app.db, id, moot.map(({ seq: _s, held: _h, status: _st, error: _e, ...op }) => ({ op, status: 'moot' as const })));
-      const problems: Problem[] = moot.length > 0
-        ? [{ level: 'warning', file: '(approval)', message: `${moot.length} of ${heldIds.size} held removals are moot: those users are back in the latest snapshot or already changed, and were left alone` }]
+      const mootCount = heldIds.size - found.size; // also for a held run stored before the journal
+      const problems: Problem[] = mootCount > 0
+        ? [{ level: 'warning', file: '(approval)', message: `${mootCount} of ${heldIds.size} held removals are moot: those users are back in the latest snapshot or already changed, and were left alone` }]
         : [];
-      app.logger.info({ tenant: tenant.id, runId: id, approves: heldRunId, removed: found.size, moot: moot.length }, 'held removals approved');
+      app.logger.info({ tenant: tenant.id, runId: id, approves: heldRunId, removed: found.size, moot: mootCount }, 'held removals approved');
       return { problems, unchanged: { users: 0, groups: 0, segments: 0 } };
     },
   })!;

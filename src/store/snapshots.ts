@@ -101,30 +101,59 @@ export function loadDesiredTree(db: Db, tenant: string): Pick<DesiredState, 'gro
 
 /**
  * The latest users snapshot as a stream of rows ordered by external ID (the planner's order, src/plan/order.ts),
- * read from its rows file; a row's record is parsed only when asked for. `close` when done.
+ * read from its rows file; a row's record is parsed only when asked for. `whole(rows)` says whether most rows will
+ * be planned (see openUsersRows). `close` when done.
  */
-export function openDesiredUsers(db: Db, tenant: string): (DesiredUsers & { close(): void }) | undefined {
+export function openDesiredUsers(db: Db, tenant: string, whole: (rows: number) => boolean = () => true): (DesiredUsers & { close(): void }) | undefined {
   const snap = latest(db, tenant, 'users');
   if (!snap) return undefined;
   const protectedIds = new Set(db.prepare('SELECT entity_id FROM snapshot_problems WHERE snapshot_id = ? AND entity_id IS NOT NULL').pluck().all(snap.id) as string[]);
-  return openUsersRows(path.join(snapshotsDir(db), snap.rowsFile), { id: snap.id, file: snap.name, fields: new Set(JSON.parse(snap.fields) as string[]), protectedIds });
+  const file = path.join(snapshotsDir(db), snap.rowsFile);
+  return openUsersRows(file, { id: snap.id, file: snap.name, fields: new Set(JSON.parse(snap.fields) as string[]), protectedIds }, whole(countRows(file)));
 }
 
-/** A rows file (a snapshot's, or a staging file only checked) as the planner's users stream. */
-export function openUsersRows(rowsFile: string, meta: Omit<DesiredUsers, 'rows'>): DesiredUsers & { close(): void } {
+/**
+ * A rows file (a snapshot's, or a staging file only checked) as the planner's users stream. Two ways to read it in
+ * external-ID order: when most rows will be planned (`whole`: a first load, check), the table is scanned and
+ * sorted by SQLite (sequential reads; the sort spills to temporary files beyond the cache, so memory stays
+ * bounded); when most will be skipped by their sync mark, the (external_id, hash) index of src/snapshot/staging.ts
+ * is read alone and a row is fetched only when planned.
+ */
+export function openUsersRows(rowsFile: string, meta: Omit<DesiredUsers, 'rows'>, whole = true): DesiredUsers & { close(): void } {
   const rowsDb = new Database(rowsFile, { readonly: true, fileMustExist: true });
-  // A first load reads every row, by external ID rather than in the table's line order: a larger cache than the
-  // default 2 MB keeps those reads in memory for files up to ~64 MB, and stays a fixed size beyond.
   rowsDb.pragma('cache_size = -65536');
-  // The index (external_id, hash) of src/snapshot/staging.ts covers this; a row is read only when it is planned.
-  const select = rowsDb.prepare('SELECT external_id, hash, line FROM rows ORDER BY external_id').raw();
-  const dataAt = rowsDb.prepare('SELECT data FROM rows WHERE line = ?').pluck();
-  function* rows(): Generator<DesiredUserRow> {
-    for (const [externalId, hash, line] of select.iterate() as IterableIterator<[string, string, number]>) {
-      yield { externalId, line, hash, record: () => JSON.parse(dataAt.get(line) as string) as UserRecord };
-    }
+  let rows: () => Generator<DesiredUserRow>;
+  if (whole) {
+    const select = rowsDb.prepare('SELECT external_id, hash, line, data FROM rows NOT INDEXED ORDER BY external_id').raw();
+    rows = function* () {
+      for (const [externalId, hash, line, data] of select.iterate() as IterableIterator<[string, string, number, string]>) {
+        yield { externalId, line, hash, record: () => JSON.parse(data) as UserRecord };
+      }
+    };
+  } else {
+    const select = rowsDb.prepare('SELECT external_id, hash, line FROM rows ORDER BY external_id').raw();
+    const dataAt = rowsDb.prepare('SELECT data FROM rows WHERE line = ?').pluck();
+    rows = function* () {
+      for (const [externalId, hash, line] of select.iterate() as IterableIterator<[string, string, number]>) {
+        yield { externalId, line, hash, record: () => JSON.parse(dataAt.get(line) as string) as UserRecord };
+      }
+    };
   }
-  return { ...meta, rows: { [Symbol.iterator]: rows }, close: () => rowsDb.close() };
+  return {
+    ...meta,
+    rows: { [Symbol.iterator]: rows },
+    close: () => rowsDb.close(),
+  };
+}
+
+/** How many rows a rows file holds. */
+export function countRows(rowsFile: string): number {
+  const rowsDb = new Database(rowsFile, { readonly: true, fileMustExist: true });
+  try {
+    return rowsDb.prepare('SELECT count(*) FROM rows').pluck().get() as number;
+  } finally {
+    rowsDb.close();
+  }
 }
 
 /** Every row of a rows file, in line order (groups and segments: thousands). */

@@ -31,6 +31,7 @@ export class EmbeddedTarget implements Target {
         segments: this.db.prepare('SELECT id, external_id AS externalId, name FROM dir_segments WHERE tenant = ? ORDER BY id').all(tenant) as DirectorySegment[],
       }),
       users: () => streamUsers(this.db, tenant),
+      marked: () => this.db.prepare('SELECT count(*) FROM dir_users WHERE tenant = ? AND synced IS NOT NULL').pluck().get(tenant) as number,
     };
   }
 

@@ -25,6 +25,8 @@ export interface DirectoryReader {
    * links and sync mark; read in chunks, so memory does not grow with the directory.
    */
   users(): Iterable<DirectoryUserEntry>;
+  /** Optional: how many users carry a sync mark (lets the planner read the snapshot the cheaper way). */
+  marked?(): number;
 }
 
 export interface Target {

@@ -228,6 +228,9 @@ describe('safeguard: hold and approve', () => {
     const approved = await approveRun(app, app.tenant('acme'), held.runId);
     expect(approved.counts.removed).toBe(3);
     expect(approved.problems[0].message).toMatch(/2 of 5 held removals are moot/);
+    // The moot ones stay in the approval's journal, out of its report.
+    expect(app.db.prepare('SELECT status, count(*) AS n FROM journal WHERE run_id = ? GROUP BY status ORDER BY status').all(approved.runId)).toEqual([{ status: 'done', n: 3 }, { status: 'moot', n: 2 }]);
+    expect(approved.operations.map((o) => o.status)).toEqual(['done', 'done', 'done']);
     expect(view().users.filter((u) => !u.removedAt)).toHaveLength(17);
   });
 });

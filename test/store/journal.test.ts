@@ -1,5 +1,6 @@
 // The journal: phases concatenated in apply order, outcomes recorded by range or one by one, the report's JSON
 // spliced from the stored text exactly as the objects would serialise, and a run resumed at its first planned op.
+import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { reconcile, resumeUnfinished } from '../../src/apply/run.js';
 import type { App } from '../../src/app.js';
@@ -128,5 +129,20 @@ describe('a target cut off in the middle of a batch', () => {
     expect((await embedded.syncMarks!('acme')).size).toBe(30);
     const again = await reconcile(app, app.tenant('acme'), { kind: 'ingest', fileIds: [(await receiveFile(app, app.tenant('acme'), ws.file('users.csv', usersCsv(rows) + '\n'))).id] });
     expect(again!.counts).toMatchObject({ unchanged: 31, created: 0, updated: 0 }); // 30 users and the group
+  });
+});
+
+describe('progress of a long apply', () => {
+  it('logs every 10 % and reports each batch to the caller', async () => {
+    const rows = Array.from({ length: 40 }, (_, i) => ({ id: `p${String(i).padStart(2, '0')}` }));
+    const id = (await receiveFile(app, app.tenant('acme'), ws.file('users.csv', usersCsv(rows)))).id;
+    const embedded = app.target(app.tenant('acme'));
+    app.target = () => Object.assign(Object.create(Object.getPrototypeOf(embedded)), embedded, { batchSize: 4 });
+    const lines: { msg: string; done?: number; total?: number }[] = [];
+    app.logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const seen: [number, number][] = [];
+    await reconcile(app, app.tenant('acme'), { kind: 'ingest', fileIds: [id] }, undefined, { onApplyProgress: (done, total) => seen.push([done, total]) });
+    expect(seen).toEqual(Array.from({ length: 10 }, (_, i) => [4 * (i + 1), 40]));
+    expect(lines.filter((l) => /^applied \d+%$/.test(l.msg)).map((l) => l.msg)).toEqual(Array.from({ length: 10 }, (_, i) => `applied ${10 * (i + 1)}%`));
   });
 });
