@@ -45,8 +45,8 @@ export class ScimTarget implements Target {
   private readonly embedded: EmbeddedTarget;
   private readonly mirror: ScimMirror;
   private clientInstance: ScimClient | null = null;
-  /** Tried and failed operations per run (keyed by the run's timestamp), for the quarantine rule. */
-  private readonly tally = new Map<string, { tried: number; failed: number; lastError: string }>();
+  /** Tried and failed operations of the run being applied (keyed by the run's timestamp), for the quarantine rule. */
+  private tally = { run: '', tried: 0, failed: 0, lastError: '' };
 
   constructor(
     private readonly db: Db,
@@ -186,11 +186,11 @@ export class ScimTarget implements Target {
   }
 
   private count(tenant: string, runKey: string, tried: number, failed: number, lastError?: string): void {
-    const t = this.tally.get(runKey) ?? { tried: 0, failed: 0, lastError: '' };
+    if (this.tally.run !== runKey) this.tally = { run: runKey, tried: 0, failed: 0, lastError: '' };
+    const t = this.tally;
     t.tried += tried;
     t.failed += failed;
     if (lastError) t.lastError = lastError;
-    this.tally.set(runKey, t);
     if (t.tried >= QUARANTINE_MIN_TRIED && t.failed > t.tried * QUARANTINE_FAILED_SHARE) {
       this.trip(tenant, `${t.failed} of ${t.tried} operations of this run failed (more than ${QUARANTINE_FAILED_SHARE * 100} %); last error: ${t.lastError}`);
     }
