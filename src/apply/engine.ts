@@ -6,7 +6,7 @@ import type { TenantConfig } from '../config/schema.js';
 import { planStream, type PlanSettings } from '../plan/plan.js';
 import type { DesiredUsers, Operation, Phase, PlanSink, PlanSummary } from '../plan/types.js';
 import {
-  failedUsers, holdUserRemovals, journalProgress, JournalWriter, plannedBatch, recordOutcomes, savePlan, userOf, type StoredPlan,
+  failedUsers, holdUserRemovals, journalProgress, JournalWriter, plannedBatch, recordOutcomes, runInProgress, savePlan, userOf, type StoredPlan,
 } from '../store/journal.js';
 import { loadDesiredTree, openDesiredUsers } from '../store/snapshots.js';
 import type { ApplySettings, Target } from '../targets/target.js';
@@ -35,7 +35,7 @@ export function planTenant(app: App, tenant: TenantConfig, target: Target, sink:
   const reader = target.reader(tenant.id);
   const marks = opts.syncMarks && target.markSynced !== undefined;
   // With most users marked (a daily run), most rows are skipped unread: read the snapshot by its index.
-  const stored = users ? undefined : openDesiredUsers(app.db, tenant.id, (rows) => !marks || (reader.marked?.() ?? 0) * 2 < rows);
+  const stored = users ? undefined : openDesiredUsers(app.db, tenant.id, () => !marks || (reader.markedShare?.() ?? 0) < 0.5);
   const desiredUsers = users ?? stored;
   try {
     const useMarks = marks && desiredUsers !== undefined;
@@ -54,16 +54,21 @@ export function planTenant(app: App, tenant: TenantConfig, target: Target, sink:
 /**
  * Plans a run into its journal, in one transaction with the run's plan summary: a crash while planning leaves no
  * trace of the plan. Removals over the safeguard are held before anything is applied. `accept` may refuse the plan
- * (nothing to do): the transaction is then rolled back and `accept`'s run is never recorded.
+ * (nothing to do): the transaction is then rolled back and the run is never recorded. 'busy': another run of the
+ * tenant is still being applied; finish it first.
  */
 export function planIntoJournal(app: App, tenant: TenantConfig, target: Target, args: {
-  runId: () => number; createdAt: string; opts: PlanOptions; accept?: (summary: PlanSummary, operations: number) => boolean;
+  runId: () => number; existingRunId?: number; createdAt: string; opts: PlanOptions; accept?: (summary: PlanSummary, operations: number) => boolean;
   /** Runs in the same transaction once the plan is written (e.g. moot entries of an approval). */
   after?: (runId: number) => Partial<StoredPlan> | void;
-}): number | null {
+}): number | null | 'busy' {
   const refused = Symbol('nothing to do');
+  const busy = Symbol('another run in progress');
   try {
     return app.db.transaction(() => {
+      // Checked under the write lock: a run of this tenant still applying (in another process) must end first, or
+      // this plan would be made against a half-applied directory.
+      if (runInProgress(app.db, tenant.id, args.existingRunId) !== undefined) throw busy;
       const runId = args.runId();
       const writer = new JournalWriter(app.db, runId);
       const marks: [string, string][] = [];
@@ -90,9 +95,12 @@ export function planIntoJournal(app: App, tenant: TenantConfig, target: Target, 
     }).immediate();
   } catch (err) {
     if (err === refused) return null;
+    if (err === busy) return 'busy';
     throw err;
   }
 }
+
+class StaleBatch extends Error {}
 
 export type ApplyProgress = (done: number, total: number) => void;
 
@@ -118,18 +126,26 @@ export async function applyJournal(app: App, tenant: TenantConfig, target: Targe
     for (const e of batch) {
       if (e.mark !== undefined && failed.has(userOf(e.op) ?? '')) delete e.mark;
     }
-    await target.applyBatch(tenant.id, batch, settings, (outcomes) => {
-      recordOutcomes(db, runId, outcomes, outcomes.length === batch.length);
-      const newlyFailed: [string, null][] = [];
-      for (const o of outcomes) {
-        const user = o.status === 'failed' ? userOf(bySeq.get(o.seq)!.op) : null;
-        if (user !== null && !failed.has(user)) {
-          failed.add(user);
-          newlyFailed.push([user, null]);
+    try {
+      await target.applyBatch(tenant.id, batch, settings, (outcomes) => {
+        // Another process applying the same run got there first: throwing rolls back a transactional target's
+        // batch (nothing applied twice); the loop then reads on from what is still planned.
+        if (recordOutcomes(db, runId, outcomes, outcomes.length === batch.length) !== outcomes.length) throw new StaleBatch();
+        const newlyFailed: [string, null][] = [];
+        for (const o of outcomes) {
+          const user = o.status === 'failed' ? userOf(bySeq.get(o.seq)!.op) : null;
+          if (user !== null && !failed.has(user)) {
+            failed.add(user);
+            newlyFailed.push([user, null]);
+          }
         }
-      }
-      if (newlyFailed.length) target.markSynced?.(tenant.id, newlyFailed);
-    });
+        if (newlyFailed.length) target.markSynced?.(tenant.id, newlyFailed);
+      });
+    } catch (err) {
+      if (!(err instanceof StaleBatch)) throw err;
+      app.logger.warn({ tenant: tenant.id, runId }, 'another process is applying this run; reading on from what is still planned');
+      continue;
+    }
     after = batch[batch.length - 1].seq;
     done += batch.length;
     onProgress?.(done, total);

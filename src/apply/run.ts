@@ -8,7 +8,7 @@ import type { Problem } from '../model.js';
 import { buildReport, countsOf, streamedReport, type Report, type ReportFile } from '../report/report.js';
 import { reportJson, reportLines, writeChunked } from '../report/text.js';
 import { attachFilesToRun, getFile, markInterrupted, unreconciledFiles } from '../store/files.js';
-import { appendToJournal, journalCounts, journalEntries, journalJson, storedPlan } from '../store/journal.js';
+import { appendToJournal, journalCounts, journalEntries, journalJson, runInProgress, storedPlan } from '../store/journal.js';
 import { createRun, finishRun, getRun, heldRemovalIds, markPublished, pendingRuns, runSummary, setRunStatus, supersedeHeldRuns, unpublishedRunIds, type RunTrigger } from '../store/runs.js';
 import { removeOrphanSnapshotFiles } from '../store/snapshots.js';
 import type { Target } from '../targets/target.js';
@@ -51,8 +51,8 @@ export async function reconcile(app: App, tenant: TenantConfig, trigger: RunTrig
     return publish(app, report);
   }
   await target.prepare?.(tenant.id);
-  const runId = planIntoJournal(app, tenant, target, {
-    createdAt,
+  const runId = await planAfterRunsInProgress(app, tenant, () => planIntoJournal(app, tenant, target, {
+    createdAt, existingRunId,
     runId: () => {
       const id = existingRunId ?? createRun(app.db, tenant.id, trigger, createdAt);
       attachFilesToRun(app.db, trigger.fileIds, id);
@@ -61,7 +61,7 @@ export async function reconcile(app: App, tenant: TenantConfig, trigger: RunTrig
     opts: { settings: planSettings(tenant, createdAt), syncMarks: true },
     // A scheduled run with no new file and nothing to change leaves no trace (no run, no report).
     accept: (summary, operations) => trigger.fileIds.length > 0 || existingRunId !== undefined || operations > 0 || summary.problems.length > 0,
-  });
+  }));
   if (runId === null) return null;
   return applyAndReport(app, tenant, target, runId, { files, fileProblems, trigger: trigger.kind }, options);
 }
@@ -105,6 +105,25 @@ function quarantineProblem(tenant: string, q: { reason: string; since: string })
 }
 
 /**
+ * Plans once no other run of the tenant is being applied: one left by a crash, or applying in another process
+ * (`wt-sync ingest` beside `serve`), is finished first — both processes may work on it, and each batch is applied
+ * once — so a plan is never made against a half-applied directory.
+ */
+async function planAfterRunsInProgress(app: App, tenant: TenantConfig, plan: () => number | null | 'busy'): Promise<number | null> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const runId = plan();
+    if (runId !== 'busy') return runId;
+    const inProgress = runInProgress(app.db, tenant.id);
+    const run = inProgress === undefined ? undefined : getRun(app.db, inProgress);
+    if (!run) continue;
+    app.logger.warn({ tenant: tenant.id, runId: run.id }, 'finishing a run still in progress first');
+    if (run.trigger.approves !== undefined) await approveRun(app, tenant, run.trigger.approves, run.id);
+    else await reconcile(app, tenant, run.trigger, run.id);
+  }
+  throw new RunError(`tenant ${tenant.id}: runs kept being started by another process; try again`);
+}
+
+/**
  * Applies the removals a held run kept back. They are re-checked against the latest snapshot first:
  * a user who is back in it, or already gone, is moot and left alone (recorded `moot` in the journal).
  */
@@ -121,8 +140,8 @@ export async function approveRun(app: App, tenant: TenantConfig, heldRunId: numb
   const createdAt = app.now().toISOString();
   await target.prepare?.(tenant.id);
   const found = new Set<number>();
-  const runId = planIntoJournal(app, tenant, target, {
-    createdAt,
+  const runId = (await planAfterRunsInProgress(app, tenant, () => planIntoJournal(app, tenant, target, {
+    createdAt, existingRunId,
     runId: () => existingRunId ?? createRun(app.db, tenant.id, { kind: 'approval', fileIds: [], approves: heldRunId }, createdAt),
     opts: {
       settings: planSettings(tenant, createdAt, true), syncMarks: false,
@@ -143,7 +162,7 @@ export async function approveRun(app: App, tenant: TenantConfig, heldRunId: numb
       app.logger.info({ tenant: tenant.id, runId: id, approves: heldRunId, removed: found.size, moot: mootCount }, 'held removals approved');
       return { problems, unchanged: { users: 0, groups: 0, segments: 0 } };
     },
-  })!;
+  })))!;
   return applyAndReport(app, tenant, target, runId, base, {});
 }
 

@@ -104,17 +104,24 @@ export function journalProgress(db: Db, runId: number): { planned: number; total
 export interface Outcome { seq: number; status: 'done' | 'failed'; error?: string }
 
 /**
- * Records outcomes. `wholeBatch`: the outcomes cover a batch from `plannedBatch` exactly, so the done ones are
- * recorded with one statement over the batch's range and only the failed ones one by one.
+ * Records outcomes of operations still planned; returns how many it recorded (fewer: another process applied some
+ * meanwhile). `wholeBatch`: the outcomes cover a batch from `plannedBatch` exactly, so the done ones are recorded
+ * with one statement over the batch's range and only the failed ones one by one.
  */
-export function recordOutcomes(db: Db, runId: number, outcomes: Outcome[], wholeBatch = false): void {
+export function recordOutcomes(db: Db, runId: number, outcomes: Outcome[], wholeBatch = false): number {
   const one = db.prepare("UPDATE journal SET status = ?, error = ? WHERE run_id = ? AND seq = ? AND status = 'planned'");
+  let recorded = 0;
   if (wholeBatch && outcomes.length > 0) {
-    for (const o of outcomes) if (o.status === 'failed') one.run('failed', o.error ?? null, runId, o.seq);
-    db.prepare("UPDATE journal SET status = 'done' WHERE run_id = ? AND seq BETWEEN ? AND ? AND status = 'planned'").run(runId, outcomes[0].seq, outcomes[outcomes.length - 1].seq);
-    return;
+    for (const o of outcomes) if (o.status === 'failed') recorded += one.run('failed', o.error ?? null, runId, o.seq).changes;
+    return recorded + db.prepare("UPDATE journal SET status = 'done' WHERE run_id = ? AND seq BETWEEN ? AND ? AND status = 'planned'").run(runId, outcomes[0].seq, outcomes[outcomes.length - 1].seq).changes;
   }
-  for (const o of outcomes) one.run(o.status, o.error ?? null, runId, o.seq);
+  for (const o of outcomes) recorded += one.run(o.status, o.error ?? null, runId, o.seq).changes;
+  return recorded;
+}
+
+/** A run of the tenant, other than `runId`, whose journal is still being applied. */
+export function runInProgress(db: Db, tenant: string, runId?: number): number | undefined {
+  return db.prepare("SELECT id FROM runs WHERE tenant = ? AND status = 'pending' AND plan IS NOT NULL AND id IS NOT ? ORDER BY id LIMIT 1").pluck().get(tenant, runId ?? null) as number | undefined;
 }
 
 /** Users with a failed operation in the run: their later operations must not set a sync mark. */

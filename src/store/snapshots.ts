@@ -101,15 +101,15 @@ export function loadDesiredTree(db: Db, tenant: string): Pick<DesiredState, 'gro
 
 /**
  * The latest users snapshot as a stream of rows ordered by external ID (the planner's order, src/plan/order.ts),
- * read from its rows file; a row's record is parsed only when asked for. `whole(rows)` says whether most rows will
+ * read from its rows file; a row's record is parsed only when asked for. `whole()` says whether most rows will
  * be planned (see openUsersRows). `close` when done.
  */
-export function openDesiredUsers(db: Db, tenant: string, whole: (rows: number) => boolean = () => true): (DesiredUsers & { close(): void }) | undefined {
+export function openDesiredUsers(db: Db, tenant: string, whole: () => boolean = () => true): (DesiredUsers & { close(): void }) | undefined {
   const snap = latest(db, tenant, 'users');
   if (!snap) return undefined;
   const protectedIds = new Set(db.prepare('SELECT entity_id FROM snapshot_problems WHERE snapshot_id = ? AND entity_id IS NOT NULL').pluck().all(snap.id) as string[]);
   const file = path.join(snapshotsDir(db), snap.rowsFile);
-  return openUsersRows(file, { id: snap.id, file: snap.name, fields: new Set(JSON.parse(snap.fields) as string[]), protectedIds }, whole(countRows(file)));
+  return openUsersRows(file, { id: snap.id, file: snap.name, fields: new Set(JSON.parse(snap.fields) as string[]), protectedIds }, whole());
 }
 
 /**
@@ -121,7 +121,8 @@ export function openDesiredUsers(db: Db, tenant: string, whole: (rows: number) =
  */
 export function openUsersRows(rowsFile: string, meta: Omit<DesiredUsers, 'rows'>, whole = true): DesiredUsers & { close(): void } {
   const rowsDb = new Database(rowsFile, { readonly: true, fileMustExist: true });
-  rowsDb.pragma('cache_size = -65536');
+  // Also the sorter's memory: beyond it, the sort of a large file spills to temporary files.
+  rowsDb.pragma('cache_size = -16384');
   let rows: () => Generator<DesiredUserRow>;
   if (whole) {
     const select = rowsDb.prepare('SELECT external_id, hash, line, data FROM rows NOT INDEXED ORDER BY external_id').raw();
@@ -144,16 +145,6 @@ export function openUsersRows(rowsFile: string, meta: Omit<DesiredUsers, 'rows'>
     rows: { [Symbol.iterator]: rows },
     close: () => rowsDb.close(),
   };
-}
-
-/** How many rows a rows file holds. */
-export function countRows(rowsFile: string): number {
-  const rowsDb = new Database(rowsFile, { readonly: true, fileMustExist: true });
-  try {
-    return rowsDb.prepare('SELECT count(*) FROM rows').pluck().get() as number;
-  } finally {
-    rowsDb.close();
-  }
 }
 
 /** Every row of a rows file, in line order (groups and segments: thousands). */

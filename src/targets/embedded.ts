@@ -1,8 +1,9 @@
 // The embedded WT directory: users, groups, segments and their links in the service's own SQLite database.
 // A run applies in batches of journal operations, each batch in one transaction with its outcomes, so a crash at any
 // point leaves the directory as of a whole number of batches and the journal saying exactly which.
+import Database from 'better-sqlite3';
 import { USER_SCALAR_FIELDS, type UserScalarField } from '../model.js';
-import type { DirectoryGroup, DirectorySegment, DirectoryState, DirectoryUser, DirectoryUserEntry, Operation, Origin, Role } from '../plan/types.js';
+import type { DirectoryGroup, DirectoryMembership, DirectorySegment, DirectorySegmentLink, DirectoryState, DirectoryUser, DirectoryUserEntry, Operation, Origin, Role } from '../plan/types.js';
 import { inTransaction, type Db } from '../store/db.js';
 import type { ApplySettings, DirectoryReader, JournalOperation, Outcome, Target } from './target.js';
 
@@ -17,7 +18,7 @@ class OperationError extends Error {}
 export class EmbeddedTarget implements Target {
   readonly kind = 'embedded';
   /** Operations per transaction: large enough that commits cost little, small enough that a crash loses little work. */
-  readonly batchSize = 2000;
+  readonly batchSize = 5000;
   constructor(private readonly db: Db) {}
 
   async load(tenant: string): Promise<DirectoryState> {
@@ -31,7 +32,8 @@ export class EmbeddedTarget implements Target {
         segments: this.db.prepare('SELECT id, external_id AS externalId, name FROM dir_segments WHERE tenant = ? ORDER BY id').all(tenant) as DirectorySegment[],
       }),
       users: () => streamUsers(this.db, tenant),
-      marked: () => this.db.prepare('SELECT count(*) FROM dir_users WHERE tenant = ? AND synced IS NOT NULL').pluck().get(tenant) as number,
+      // A sample is enough to choose how to read the snapshot, and costs nothing at a million users.
+      markedShare: () => (this.db.prepare('SELECT avg(synced IS NOT NULL) FROM (SELECT synced FROM dir_users WHERE tenant = ? LIMIT 2000)').pluck().get(tenant) as number | null) ?? 0,
     };
   }
 
@@ -57,6 +59,9 @@ export class EmbeddedTarget implements Target {
         } catch (err) {
           // Each op is one statement (or checks before it), so a failure leaves nothing half-done.
           if (err instanceof OperationError) return { seq, status: 'failed', error: err.message };
+          // The first write of an op is the one a conflict can stop (e.g. another run created the same external ID
+          // meanwhile): nothing of the op is written, and the next run plans it again from the new state.
+          if (err instanceof Database.SqliteError && err.code.startsWith('SQLITE_CONSTRAINT')) return { seq, status: 'failed', error: `the directory refused it: ${err.message}` };
           throw err;
         }
       });
@@ -80,35 +85,69 @@ function* streamUsers(db: Db, tenant: string): Generator<DirectoryUserEntry> {
   for (let after = ''; ;) {
     const rows = page.all(tenant, after, PAGE) as unknown[][];
     if (rows.length === 0) break;
-    const users = rows.map(entry);
-    const byId = new Map(users.map((u) => [u.id, u]));
-    const ids = JSON.stringify(users.map((u) => u.id));
-    for (const [userId, groupId, role, origin] of memberships.all(ids) as [number, number, Role, Origin][]) byId.get(userId)!.memberships.push({ userId, groupId, role, origin });
-    for (const [userId, segmentId, origin] of links.all(ids) as [number, number, Origin][]) byId.get(userId)!.segmentLinks.push({ userId, segmentId, origin });
-    yield* users;
+    // A page's memberships and links are read when the planner first asks for one user's: on a daily run nearly
+    // every user is skipped by its sync mark, and most pages are never read beyond their users.
+    const byId = new Map<number, PagedUser>();
+    const load = () => {
+      const ids = JSON.stringify([...byId.keys()]);
+      for (const u of byId.values()) u.links = { memberships: [], segmentLinks: [] };
+      for (const [userId, groupId, role, origin] of memberships.all(ids) as [number, number, Role, Origin][]) byId.get(userId)!.links!.memberships.push({ userId, groupId, role, origin });
+      for (const [userId, segmentId, origin] of links.all(ids) as [number, number, Origin][]) byId.get(userId)!.links!.segmentLinks.push({ userId, segmentId, origin });
+    };
+    for (const r of rows) {
+      const u = new PagedUser(r, load);
+      byId.set(u.id, u);
+    }
+    yield* byId.values();
     if (rows.length < PAGE) break;
-    after = users[users.length - 1].externalId!;
+    after = rows[rows.length - 1][1] as string;
   }
   const manual = db.prepare(`SELECT ${cols} FROM dir_users WHERE tenant = ? AND external_id IS NULL AND id > ? ORDER BY id LIMIT ?`).raw();
+  const none = () => {};
   for (let after = 0; ;) {
     const rows = manual.all(tenant, after, PAGE) as unknown[][];
-    yield* rows.map(entry);
+    // Users made by hand never match a row (no external ID): their links are never planned.
+    for (const r of rows) {
+      const u = new PagedUser(r, none);
+      u.links = { memberships: [], segmentLinks: [] };
+      yield u;
+    }
     if (rows.length < PAGE) break;
     after = rows[rows.length - 1][0] as number;
   }
 }
 
-/** A raw row of `id, external_id, <scalars>, removed_at, purge_after, synced` as the planner's entry. */
-function entry(r: unknown[]): DirectoryUserEntry {
-  const u = { id: r[0], externalId: r[1] } as DirectoryUserEntry;
-  const n = USER_SCALAR_FIELDS.length;
-  for (let i = 0; i < n; i++) (u as unknown as Record<string, unknown>)[USER_SCALAR_FIELDS[i]] = r[2 + i];
-  u.removedAt = r[2 + n] as string | null;
-  u.purgeAfter = r[3 + n] as string | null;
-  u.mark = r[4 + n] as string | null;
-  u.memberships = [];
-  u.segmentLinks = [];
-  return u;
+/** A directory user read in a page of `id, external_id, <scalars>, removed_at, purge_after, synced`. */
+class PagedUser implements DirectoryUserEntry {
+  id: number;
+  externalId: string | null;
+  firstName!: string;
+  lastName!: string;
+  username!: string;
+  removedAt: string | null;
+  purgeAfter: string | null;
+  mark: string | null;
+  links?: { memberships: DirectoryMembership[]; segmentLinks: DirectorySegmentLink[] };
+
+  constructor(r: unknown[], private readonly loadPage: () => void) {
+    this.id = r[0] as number;
+    this.externalId = r[1] as string | null;
+    const n = USER_SCALAR_FIELDS.length;
+    for (let i = 0; i < n; i++) (this as unknown as Record<string, unknown>)[USER_SCALAR_FIELDS[i]] = r[2 + i];
+    this.removedAt = r[2 + n] as string | null;
+    this.purgeAfter = r[3 + n] as string | null;
+    this.mark = r[4 + n] as string | null;
+  }
+
+  get memberships(): DirectoryMembership[] {
+    if (!this.links) this.loadPage();
+    return this.links!.memberships;
+  }
+
+  get segmentLinks(): DirectorySegmentLink[] {
+    if (!this.links) this.loadPage();
+    return this.links!.segmentLinks;
+  }
 }
 
 /** The whole directory of a tenant (CLI, API, tests). */

@@ -25,8 +25,8 @@ export interface DirectoryReader {
    * links and sync mark; read in chunks, so memory does not grow with the directory.
    */
   users(): Iterable<DirectoryUserEntry>;
-  /** Optional: how many users carry a sync mark (lets the planner read the snapshot the cheaper way). */
-  marked?(): number;
+  /** Optional: about what share of users (0–1) carry a sync mark (lets the planner read the snapshot the cheaper way). */
+  markedShare?(): number;
 }
 
 export interface Target {

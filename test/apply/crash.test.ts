@@ -126,7 +126,7 @@ async function restartAndCompare(ws: Workspace, expected: unknown, expectedOps: 
 
 describe('kill -9 at random points of a run, then restart', () => {
   const rand = rng(7);
-  // Day 1: mostly while applying (≈25 batches), some while receiving or planning.
+  // Day 1: mostly while applying (≈10 batches), some while receiving or planning.
   const day1Kills = [
     ...Array.from({ length: 5 }, () => ({ anchor: '"msg":"applying plan"', delay: Math.floor(rand() * 1500) })),
     ...Array.from({ length: 2 }, () => ({ anchor: '"file":"users.csv"', delay: Math.floor(rand() * 400) })),

@@ -146,3 +146,55 @@ describe('progress of a long apply', () => {
     expect(lines.filter((l) => /^applied \d+%$/.test(l.msg)).map((l) => l.msg)).toEqual(Array.from({ length: 10 }, (_, i) => `applied ${10 * (i + 1)}%`));
   });
 });
+
+describe('two processes on one tenant', () => {
+  async function cutOffRun(rows: { id: string }[]) {
+    const ids = [];
+    for (const [name, body] of Object.entries({ 'users.csv': usersCsv(rows) })) ids.push((await receiveFile(app, app.tenant('acme'), ws.file(name, body))).id);
+    const embedded = app.target(app.tenant('acme'));
+    let budget = 1;
+    const original = app.target.bind(app);
+    app.target = () => Object.assign(Object.create(Object.getPrototypeOf(embedded)), embedded, {
+      batchSize: 5,
+      applyBatch: (...args: Parameters<Target['applyBatch']>) => {
+        if (budget-- <= 0) throw new Error('killed');
+        return embedded.applyBatch(...args);
+      },
+    });
+    await expect(reconcile(app, app.tenant('acme'), { kind: 'ingest', fileIds: ids })).rejects.toThrow('killed');
+    app.target = original;
+  }
+
+  it('a new run first finishes the run still in progress, then plans against the finished directory', async () => {
+    const rows = Array.from({ length: 12 }, (_, i) => ({ id: `w${String(i).padStart(2, '0')}` }));
+    await cutOffRun(rows);
+    expect(readDirectory(app.db, 'acme').users).toHaveLength(5);
+    const next = await reconcile(app, app.tenant('acme'), { kind: 'ingest', fileIds: [(await receiveFile(app, app.tenant('acme'), ws.file('users.csv', usersCsv(rows.slice(1))))).id] });
+    const runs = app.db.prepare("SELECT id, status FROM runs ORDER BY id").all() as { id: number; status: string }[];
+    expect(runs.map((r) => r.status)).toEqual(['applied', 'applied']);
+    // Planned against all twelve: one removal, no create.
+    expect(next!.operations.map((o) => [o.op, 'externalId' in o ? o.externalId : null])).toEqual([['remove', 'w00']]);
+  });
+
+  it('a batch another process applied first is rolled back and skipped: nothing applied twice', async () => {
+    const rows = Array.from({ length: 12 }, (_, i) => ({ id: `v${String(i).padStart(2, '0')}` }));
+    await cutOffRun(rows);
+    const other = ws.open(() => new Date('2026-02-01T01:00:00Z'));
+    const embedded = app.target(app.tenant('acme'));
+    let raced = false;
+    app.target = () => Object.assign(Object.create(Object.getPrototypeOf(embedded)), embedded, {
+      batchSize: 5,
+      applyBatch: async (...args: Parameters<Target['applyBatch']>) => {
+        // The other process finishes the whole run between this one reading its batch and applying it.
+        if (!raced) await resumeUnfinished(other, new Set(['acme']));
+        raced = true;
+        return embedded.applyBatch(...args);
+      },
+    });
+    await resumeUnfinished(app, new Set(['acme']));
+    expect(raced).toBe(true);
+    expect(readDirectory(app.db, 'acme').users.map((u) => u.externalId)).toEqual(rows.map((r) => r.id));
+    expect(app.db.prepare("SELECT status, count(*) AS n FROM journal GROUP BY status").all()).toEqual([{ status: 'done', n: 12 }]);
+    expect((app.db.prepare("SELECT status FROM runs").pluck().all())).toEqual(['applied']);
+  });
+});
