@@ -274,7 +274,11 @@ export async function startScimServer(opts: { token?: string; seed?: number } = 
             };
             break;
           case 'slow':
-            setTimeout(next, f.slowMs ?? 300);
+            // A client that gave up meanwhile gets nothing processed (so no request outlives its test);
+            // 'dropAfter' is the case of work done behind a lost answer.
+            setTimeout(() => {
+              if (!req.socket.destroyed) next();
+            }, f.slowMs ?? 300);
             return;
         }
       }
