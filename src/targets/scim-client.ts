@@ -112,6 +112,18 @@ export class ScimClient {
     return this.config;
   }
 
+  /** The schema URNs the provider lists at /Schemas, or null when it has no such endpoint. */
+  async schemaIds(): Promise<string[] | null> {
+    try {
+      const body = await this.request('GET', 'Schemas');
+      const list: any[] = Array.isArray(body?.Resources) ? body.Resources : Array.isArray(body) ? body : [];
+      return list.map((r) => r?.id).filter((id): id is string => typeof id === 'string');
+    } catch (err) {
+      if (err instanceof ScimError && !(err instanceof ScimAuthError)) return null;
+      throw err;
+    }
+  }
+
   get(path: string): Promise<any> {
     return this.request('GET', path);
   }

@@ -105,9 +105,25 @@ export class ScimTarget implements Target {
     if (this.quarantine(tenant)) return;
     try {
       await this.client().providerConfig();
+      await this.checkExtensions(tenant);
     } catch (err) {
       if (err instanceof ScimAuthError) this.trip(tenant, err.message);
       else throw err;
+    }
+  }
+
+  private extensionsChecked = false;
+
+  /** An extension URN the provider does not list at /Schemas is most likely a typo: said once, in the log. */
+  private async checkExtensions(tenant: string): Promise<void> {
+    if (this.extensionsChecked) return;
+    this.extensionsChecked = true;
+    const wanted = [this.config.userExtension, this.config.groupParents === 'extension' ? this.config.groupExtension : undefined].filter((u): u is string => !!u);
+    if (wanted.length === 0) return;
+    const listed = await this.client().schemaIds();
+    if (listed === null) return;
+    for (const urn of wanted) {
+      if (!listed.includes(urn)) this.logger.warn({ tenant, urn, listed }, 'the SCIM provider does not list this extension schema at /Schemas: check the URN with WT; fields sent in it may be dropped or refused');
     }
   }
 

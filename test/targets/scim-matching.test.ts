@@ -4,7 +4,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/load.js';
 import { readDirectory } from '../../src/targets/embedded.js';
 import { ScimClient, ScimError } from '../../src/targets/scim-client.js';
-import { createLogger } from '../../src/app.js';
+import pino from 'pino';
+import { createLogger, openApp } from '../../src/app.js';
 import { GROUP_EXTENSION, startScimServer, USER_EXTENSION, type ScimServer } from '../helpers/scim-server.js';
 import { makeWorkspace, usersCsv, type Workspace } from '../helpers/workspace.js';
 import { expectedRemote, ingest, remoteState, scimTarget, TOKEN_ENV } from './scim-helpers.js';
@@ -144,6 +145,20 @@ describe('options', () => {
     await ingest(app, ws, { 'users.csv': usersCsv([{ id: 'u1', title: 'CEO', phone: '', groups: 'dev', segments: 'swe' }]) });
     expect(server.writes()).toHaveLength(1);
     expect(server.users.get(u.id)![USER_EXTENSION]).toEqual({ title: 'CEO' });
+  });
+
+  it('an extension URN the server does not list at /Schemas is warned about once', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => lines.push(l) });
+    const ws = workspace({ userExtension: 'urn:example:typo:2.0:User' });
+    const app = openApp({ configPath: ws.configPath, logger });
+    await ingest(app, ws, { 'users.csv': usersCsv([{ id: 'u1' }]) });
+    await ingest(app, ws, { 'users.csv': usersCsv([{ id: 'u1' }, { id: 'u2' }]) });
+    app.close();
+    const warnings = lines.filter((l) => l.includes('does not list this extension schema'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('urn:example:typo:2.0:User');
+    expect(warnings[0]).toContain(USER_EXTENSION); // what it does list
   });
 
   it('userRemoval delete sends DELETE; deactivate (default) sends active=false', async () => {
