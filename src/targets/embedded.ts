@@ -78,77 +78,84 @@ const PAGE = 1000;
  * which src/plan/order.ts matches), each with its memberships and segment links, then those made by hand.
  */
 function* streamUsers(db: Db, tenant: string): Generator<DirectoryUserEntry> {
-  const cols = `id, external_id, ${USER_SCALAR_FIELDS.map((f) => USER_COLUMNS[f]).join(', ')}, removed_at, purge_after, synced`;
-  const page = db.prepare(`SELECT ${cols} FROM dir_users WHERE tenant = ? AND external_id IS NOT NULL AND external_id > ? ORDER BY external_id LIMIT ?`).raw();
+  const scalarCols = USER_SCALAR_FIELDS.map((f) => USER_COLUMNS[f]).join(', ');
+  // Pages carry only what decides whether a user is skipped (its sync mark) or removed; the rest is read when the
+  // planner asks for it: on a daily run nearly every user is skipped.
+  const page = db.prepare('SELECT id, external_id, removed_at, purge_after, synced FROM dir_users WHERE tenant = ? AND external_id IS NOT NULL AND external_id > ? ORDER BY external_id LIMIT ?').raw();
+  const scalars = db.prepare(`SELECT id, ${scalarCols} FROM dir_users WHERE id IN (SELECT value FROM json_each(?))`).raw();
   const memberships = db.prepare('SELECT user_id, group_id, role, origin FROM dir_memberships WHERE user_id IN (SELECT value FROM json_each(?))').raw();
   const links = db.prepare('SELECT user_id, segment_id, origin FROM dir_segment_links WHERE user_id IN (SELECT value FROM json_each(?))').raw();
+  const pageOf = (rows: unknown[][]): PagedUser[] => {
+    const byId = new Map<number, PagedUser>();
+    let single = 0;
+    // A daily run plans a few users spread over every page: those are read one by one. Past a few on one page
+    // (a first load, a check, a rule change) the rest of the page is read at once.
+    const load = (user: PagedUser) => {
+      const wanted = single < 8 ? [user] : [...byId.values()].filter((u) => !u.details);
+      if (single < 8) single++;
+      const ids = JSON.stringify(wanted.map((u) => u.id));
+      for (const u of wanted) u.details = { scalars: [], memberships: [], segmentLinks: [] };
+      for (const r of scalars.all(ids) as unknown[][]) byId.get(r[0] as number)!.details!.scalars = r;
+      for (const [userId, groupId, role, origin] of memberships.all(ids) as [number, number, Role, Origin][]) byId.get(userId)!.details!.memberships.push({ userId, groupId, role, origin });
+      for (const [userId, segmentId, origin] of links.all(ids) as [number, number, Origin][]) byId.get(userId)!.details!.segmentLinks.push({ userId, segmentId, origin });
+    };
+    for (const r of rows) byId.set(r[0] as number, new PagedUser(r, load));
+    return [...byId.values()];
+  };
   for (let after = ''; ;) {
     const rows = page.all(tenant, after, PAGE) as unknown[][];
-    if (rows.length === 0) break;
-    // A page's memberships and links are read when the planner first asks for one user's: on a daily run nearly
-    // every user is skipped by its sync mark, and most pages are never read beyond their users.
-    const byId = new Map<number, PagedUser>();
-    const load = () => {
-      const ids = JSON.stringify([...byId.keys()]);
-      for (const u of byId.values()) u.links = { memberships: [], segmentLinks: [] };
-      for (const [userId, groupId, role, origin] of memberships.all(ids) as [number, number, Role, Origin][]) byId.get(userId)!.links!.memberships.push({ userId, groupId, role, origin });
-      for (const [userId, segmentId, origin] of links.all(ids) as [number, number, Origin][]) byId.get(userId)!.links!.segmentLinks.push({ userId, segmentId, origin });
-    };
-    for (const r of rows) {
-      const u = new PagedUser(r, load);
-      byId.set(u.id, u);
-    }
-    yield* byId.values();
+    yield* pageOf(rows);
     if (rows.length < PAGE) break;
     after = rows[rows.length - 1][1] as string;
   }
-  const manual = db.prepare(`SELECT ${cols} FROM dir_users WHERE tenant = ? AND external_id IS NULL AND id > ? ORDER BY id LIMIT ?`).raw();
-  const none = () => {};
+  // Users made by hand (no external ID) never match a row; they are only removed or purged.
+  const manual = db.prepare('SELECT id, external_id, removed_at, purge_after, synced FROM dir_users WHERE tenant = ? AND external_id IS NULL AND id > ? ORDER BY id LIMIT ?').raw();
   for (let after = 0; ;) {
     const rows = manual.all(tenant, after, PAGE) as unknown[][];
-    // Users made by hand never match a row (no external ID): their links are never planned.
-    for (const r of rows) {
-      const u = new PagedUser(r, none);
-      u.links = { memberships: [], segmentLinks: [] };
-      yield u;
-    }
+    yield* pageOf(rows);
     if (rows.length < PAGE) break;
     after = rows[rows.length - 1][0] as number;
   }
 }
 
-/** A directory user read in a page of `id, external_id, <scalars>, removed_at, purge_after, synced`. */
-class PagedUser implements DirectoryUserEntry {
+/** A directory user read in a page of `id, external_id, removed_at, purge_after, synced`; the rest read on demand. */
+class PagedUser {
   id: number;
   externalId: string | null;
-  firstName!: string;
-  lastName!: string;
-  username!: string;
   removedAt: string | null;
   purgeAfter: string | null;
   mark: string | null;
-  links?: { memberships: DirectoryMembership[]; segmentLinks: DirectorySegmentLink[] };
+  // Getters defined below, from the page's details.
+  declare readonly firstName: string;
+  declare readonly lastName: string;
+  declare readonly username: string;
+  details?: { scalars: unknown[]; memberships: DirectoryMembership[]; segmentLinks: DirectorySegmentLink[] };
 
-  constructor(r: unknown[], private readonly loadPage: () => void) {
+  constructor(r: unknown[], private readonly load: (user: PagedUser) => void) {
     this.id = r[0] as number;
     this.externalId = r[1] as string | null;
-    const n = USER_SCALAR_FIELDS.length;
-    for (let i = 0; i < n; i++) (this as unknown as Record<string, unknown>)[USER_SCALAR_FIELDS[i]] = r[2 + i];
-    this.removedAt = r[2 + n] as string | null;
-    this.purgeAfter = r[3 + n] as string | null;
-    this.mark = r[4 + n] as string | null;
+    this.removedAt = r[2] as string | null;
+    this.purgeAfter = r[3] as string | null;
+    this.mark = r[4] as string | null;
+  }
+
+  loaded(): NonNullable<PagedUser['details']> {
+    if (!this.details) this.load(this);
+    return this.details!;
   }
 
   get memberships(): DirectoryMembership[] {
-    if (!this.links) this.loadPage();
-    return this.links!.memberships;
+    return this.loaded().memberships;
   }
 
   get segmentLinks(): DirectorySegmentLink[] {
-    if (!this.links) this.loadPage();
-    return this.links!.segmentLinks;
+    return this.loaded().segmentLinks;
   }
 }
+// The scalar fields, read from the page's details when first asked for (column i + 1 of the details row).
+USER_SCALAR_FIELDS.forEach((field, i) => {
+  Object.defineProperty(PagedUser.prototype, field, { get(this: PagedUser) { return this.loaded().scalars[i + 1]; } });
+});
 
 /** The whole directory of a tenant (CLI, API, tests). */
 export function readDirectory(db: Db, tenant: string): DirectoryState {
