@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { approveRun, reconcile } from '../../src/apply/run.js';
+import { approveRun, reconcile, resumeUnfinished } from '../../src/apply/run.js';
 import { createLogger, tenantDirs } from '../../src/app.js';
 import { liftQuarantine } from '../../src/store/scim-mirror.js';
 import { readDirectory } from '../../src/targets/embedded.js';
@@ -117,6 +117,28 @@ describe('runs against a faulty server', () => {
     expect(server.users.size).toBe(150);
     expect(remoteState(server)).toEqual(expectedRemote(app));
     expect(await reconcile(app, tenant, { kind: 'schedule', fileIds: [] })).toBeNull(); // nothing left to do
+  });
+
+  it('a server that cannot be reached stops the run; what was confirmed stays, the rest is applied on the next start', async () => {
+    const ws = workspace({ maxAttempts: 2, connectTimeoutSeconds: 0.5 });
+    const app = ws.open();
+    await ingest(app, ws, { 'users.csv': users(20, () => ({ groups: '' })) });
+    // Day 2 starts; after 5 requests every connection is dropped.
+    server.requests.length = 0;
+    const drop = setInterval(() => {
+      if (server.requests.length >= 5 && server.nextFaults.length === 0) server.nextFaults = Array(1000).fill('drop');
+    }, 1);
+    await expect(ingest(app, ws, { 'users.csv': users(20, (i) => ({ groups: '', last: `Day2-${i}` })) })).rejects.toThrow(/after 2 tries; is http:\/\/127\.0\.0\.1:\d+ reachable\?/);
+    clearInterval(drop);
+    server.nextFaults = [];
+    const pending = app.db.prepare("SELECT id FROM runs WHERE status = 'pending'").pluck().all();
+    expect(pending).toHaveLength(1);
+    const planned = app.db.prepare("SELECT count(*) FROM journal WHERE run_id = ? AND status = 'planned'").pluck().get(pending[0]) as number;
+    expect(planned).toBeGreaterThan(0);
+    await resumeUnfinished(app, new Set(['acme']));
+    expect(app.db.prepare('SELECT status FROM runs WHERE id = ?').pluck().get(pending[0])).toBe('applied');
+    expect(remoteState(server)).toEqual(expectedRemote(app));
+    expect([...server.users.values()].every((u) => u.name.familyName.startsWith('Day2-'))).toBe(true);
   });
 
   it('a 401 quarantines the tenant: the run stops, status and the report say why, resume lifts it', async () => {
