@@ -71,6 +71,24 @@ describe('matching remote users', () => {
     expect(filters.every((p) => !/[" +]/.test(p.split('?')[1]))).toBe(true);
   });
 
+  it('a group already in WT is adopted on 409 (renamed, not duplicated); members go in chunks of at most 100', async () => {
+    server.groups.set('g-old', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], id: 'g-old', externalId: 'dev', displayName: 'Old name', members: [] });
+    const ws = workspace();
+    const app = ws.open();
+    const report = (await ingest(app, ws, { 'groups.csv': GROUPS, 'users.csv': usersCsv(Array.from({ length: 250 }, (_, i) => ({ id: `m${i}`, groups: 'dev' }))) }))!;
+    expect(report.counts.failed).toBe(0);
+    expect(server.groups.size).toBe(2);
+    expect(server.groups.get('g-old')).toMatchObject({ displayName: 'Dev' });
+    expect(server.groups.get('g-old')!.members).toHaveLength(250);
+    const adds = server.writes().filter((r) => r.method === 'PATCH' && r.path.endsWith('/Groups/g-old') && (r.body as any).Operations[0].path === 'members');
+    // Per batch of the journal (200 operations), the new users' memberships in chunks of at most 100.
+    const sizes = adds.map((r) => (r.body as any).Operations[0].value.length);
+    expect(Math.max(...sizes)).toBe(100);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(250);
+    expect(sizes.length).toBeLessThanOrEqual(4);
+    expect(remoteState(server)).toEqual(expectedRemote(app));
+  });
+
   it('a userName held by another externalId is a clear failure; nothing is adopted or changed', async () => {
     remoteUser('r9', { externalId: 'someone-else', userName: 'taken@example.com', active: true });
     const ws = workspace();
