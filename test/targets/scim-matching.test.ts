@@ -5,6 +5,8 @@ import { ConfigError } from '../../src/config/load.js';
 import { readDirectory } from '../../src/targets/embedded.js';
 import { ScimClient, ScimError } from '../../src/targets/scim-client.js';
 import pino from 'pino';
+import SCIMMY from 'scimmy';
+import type { ScimTarget } from '../../src/targets/scim.js';
 import { createLogger, openApp } from '../../src/app.js';
 import { GROUP_EXTENSION, startScimServer, USER_EXTENSION, type ScimServer } from '../helpers/scim-server.js';
 import { makeWorkspace, usersCsv, type Workspace } from '../helpers/workspace.js';
@@ -87,6 +89,28 @@ describe('matching remote users', () => {
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(250);
     expect(sizes.length).toBeLessThanOrEqual(4);
     expect(remoteState(server)).toEqual(expectedRemote(app));
+  });
+
+  it('/ServiceProviderConfig is read at first use: bulk.maxOperations caps member chunks, filter.maxResults the page size', async () => {
+    const before = SCIMMY.Config.get();
+    SCIMMY.Config.set({ bulk: { ...before.bulk, supported: true, maxOperations: 30 }, filter: { ...before.filter, maxResults: 10 } });
+    try {
+      const ws = workspace();
+      const app = ws.open();
+      const report = (await ingest(app, ws, { 'groups.csv': GROUPS, 'users.csv': usersCsv(Array.from({ length: 70 }, (_, i) => ({ id: `c${i}`, groups: 'dev' }))) }))!;
+      expect(report.counts.failed).toBe(0);
+      expect(server.requests.filter((r) => r.path.endsWith('/ServiceProviderConfig'))).toHaveLength(1);
+      const sizes = server.writes().filter((r) => r.method === 'PATCH').map((r) => (r.body as any).Operations[0].value.length);
+      expect(sizes).toEqual([30, 30, 10]);
+      const target = app.target(app.tenant('acme')) as ScimTarget;
+      const pages: string[] = [];
+      server.requests.length = 0;
+      for await (const _u of target.client().list('Users')) pages.push('');
+      expect(pages).toHaveLength(70);
+      expect(server.requests.every((r) => r.path.includes('count=10'))).toBe(true);
+    } finally {
+      SCIMMY.Config.set({ bulk: before.bulk, filter: before.filter });
+    }
   });
 
   it('a userName held by another externalId is a clear failure; nothing is adopted or changed', async () => {
