@@ -8,7 +8,6 @@ import type { DesiredUsers, Operation, Phase, PlanSink, PlanSummary } from '../p
 import {
   failedUsers, holdUserRemovals, journalProgress, JournalWriter, plannedBatch, recordOutcomes, runInProgress, savePlan, userOf, type StoredPlan,
 } from '../store/journal.js';
-import { describeOperation } from '../report/text.js';
 import { loadDesiredTree, openDesiredUsers } from '../store/snapshots.js';
 import type { ApplySettings, Target } from '../targets/target.js';
 import { syncContext, syncMark } from './sync-marks.js';
@@ -71,7 +70,7 @@ export function planIntoJournal(app: App, tenant: TenantConfig, target: Target, 
       // this plan would be made against a half-applied directory.
       if (runInProgress(app.db, tenant.id, args.existingRunId) !== undefined) throw busy;
       const runId = args.runId();
-      const writer = new JournalWriter(app.db, runId, describeOperation);
+      const writer = new JournalWriter(app.db, runId);
       const marks: [string, string][] = [];
       const flushMarks = () => {
         if (marks.length) target.markSynced?.(tenant.id, marks.splice(0));

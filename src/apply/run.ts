@@ -6,9 +6,9 @@ import { ensureTenantDirs, type App } from '../app.js';
 import type { TenantConfig } from '../config/schema.js';
 import type { Problem } from '../model.js';
 import { buildReport, countsOf, streamedReport, type Report, type ReportFile } from '../report/report.js';
-import { linesFromJournal, reportJson, reportLines, writeChunked } from '../report/text.js';
+import { reportJson, reportLines, writeChunked } from '../report/text.js';
 import { attachFilesToRun, getFile, markInterrupted, unreconciledFiles } from '../store/files.js';
-import { appendToJournal, journalCounts, journalEntries, journalJson, journalLines, runInProgress, storedPlan } from '../store/journal.js';
+import { appendToJournal, journalCounts, journalEntries, journalJson, runInProgress, storedPlan } from '../store/journal.js';
 import { createRun, finishRun, getRun, heldRemovalIds, markPublished, pendingRuns, runSummary, setRunStatus, supersedeHeldRuns, unpublishedRunIds, type RunTrigger } from '../store/runs.js';
 import { removeOrphanSnapshotFiles } from '../store/snapshots.js';
 import type { Target } from '../targets/target.js';
@@ -82,7 +82,7 @@ async function applyAndReport(
     runId, tenant: tenant.id, status, trigger: base.trigger, createdAt: plan.createdAt, files: base.files,
     counts: countsOf(journalCounts(app.db, runId), unchanged, problems), safeguard: plan.safeguard, problems,
   };
-  const report = streamedReport(summary, () => journalEntries(app.db, runId), () => journalJson(app.db, runId), () => linesFromJournal(journalLines(app.db, runId)));
+  const report = streamedReport(summary, () => journalEntries(app.db, runId), () => journalJson(app.db, runId));
   app.db.transaction(() => {
     // An approval stopped by a quarantine sent nothing: the held run stays held, to approve again after `resume`.
     if (base.approves !== undefined) {

@@ -76,7 +76,6 @@ export function countsOf(ops: { op: PlannedOperation['op']; status: string; n: n
 
 const STREAM = Symbol('operations stream');
 const STREAM_JSON = Symbol('operations stream as JSON');
-const STREAM_TEXT = Symbol('operations stream as text lines');
 
 /** The report without its operations, read without touching them (they may live in the journal). */
 export function reportSummary(r: Report): Omit<Report, 'operations'> {
@@ -89,19 +88,13 @@ export function reportSummary(r: Report): Omit<Report, 'operations'> {
  * A report whose operations stay in the journal: writing it (text, JSON) streams them page by page; reading
  * `operations` (tests, small reports) reads them all into memory once.
  */
-export function streamedReport(summary: Omit<Report, 'operations'>, operations: () => Iterable<ReportOperation>, json?: () => Iterable<string>, lines?: () => Iterable<string>): Report {
+export function streamedReport(summary: Omit<Report, 'operations'>, operations: () => Iterable<ReportOperation>, json?: () => Iterable<string>): Report {
   let all: ReportOperation[] | undefined;
   const report = { ...summary } as Report;
   Object.defineProperty(report, 'operations', { enumerable: true, get: () => (all ??= [...operations()]) });
   Object.defineProperty(report, STREAM, { enumerable: false, value: operations });
   if (json) Object.defineProperty(report, STREAM_JSON, { enumerable: false, value: json });
-  if (lines) Object.defineProperty(report, STREAM_TEXT, { enumerable: false, value: lines });
   return report;
-}
-
-/** A report's operations as the text report's lines, when they can be had without building the objects. */
-export function operationLinesOf(r: Report): (() => Iterable<string>) | undefined {
-  return (r as unknown as Record<symbol, (() => Iterable<string>) | undefined>)[STREAM_TEXT];
 }
 
 /** A report's operations as JSON texts, when they can be had without building the objects. */

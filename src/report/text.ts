@@ -1,7 +1,7 @@
 // Reports and problems as text for people (the customer's /reports/ folder, the CLI).
 import type { Problem } from '../model.js';
 import type { Operation } from '../plan/types.js';
-import { operationLinesOf, operationsJsonOf, operationsOf, reportSummary, type Report, type ReportOperation } from './report.js';
+import { operationsJsonOf, operationsOf, reportSummary, type Report, type ReportOperation } from './report.js';
 
 const q = (v: string | null | undefined) => (v === null || v === undefined ? '(empty)' : JSON.stringify(v));
 
@@ -40,17 +40,8 @@ export function describeProblem(p: Problem): string {
 }
 
 function opLine(o: ReportOperation): string {
-  return lineOf(o.seq, describeOperation(o), o.status, o.error);
-}
-
-function lineOf(seq: number, description: string, status: string, error: string | null | undefined): string {
-  const mark = status === 'done' || status === 'planned' ? '' : ` [${status.toUpperCase()}${error ? `: ${error}` : ''}]`;
-  return `  ${String(seq).padStart(5)}  ${description}${mark}`;
-}
-
-/** Text report lines from journal rows whose description was stored at plan time (else described from `data`). */
-export function* linesFromJournal(rows: Iterable<[seq: number, text: string | null, data: string, status: string, error: string | null]>): Generator<string> {
-  for (const [seq, text, data, status, error] of rows) yield lineOf(seq, text ?? describeOperation(JSON.parse(data) as Operation), status, error);
+  const mark = o.status === 'done' || o.status === 'planned' ? '' : ` [${o.status.toUpperCase()}${o.error ? `: ${o.error}` : ''}]`;
+  return `  ${String(o.seq).padStart(5)}  ${describeOperation(o)}${mark}`;
 }
 
 /** The report as text, line by line (each with its newline): reports of a first load can run to millions of lines. */
@@ -84,13 +75,10 @@ export function* reportLines(r: Report): Generator<string> {
     }
   }
   let first = true;
-  const stored = operationLinesOf(r);
-  for (const line of stored ? stored() : (function* () {
-    for (const o of operationsOf(r)) yield opLine(o);
-  })()) {
+  for (const o of operationsOf(r)) {
     if (first) yield '\noperations:\n';
     first = false;
-    yield `${line}\n`;
+    yield `${opLine(o)}\n`;
   }
 }
 

@@ -38,24 +38,23 @@ export class JournalWriter implements PlanSink {
   private readonly insert;
   private readonly spill;
 
-  /** `describe`: the operation's line in the text report, stored with it. */
-  constructor(private readonly db: Db, private readonly runId: number, private readonly describe?: (op: Operation) => string) {
-    db.exec('CREATE TEMP TABLE IF NOT EXISTS journal_spill (phase INTEGER NOT NULL, n INTEGER NOT NULL, op TEXT NOT NULL, entity TEXT NOT NULL, entity_id TEXT, data TEXT NOT NULL, mark TEXT, text TEXT, PRIMARY KEY (phase, n)) WITHOUT ROWID');
+  constructor(private readonly db: Db, private readonly runId: number) {
+    db.exec('CREATE TEMP TABLE IF NOT EXISTS journal_spill (phase INTEGER NOT NULL, n INTEGER NOT NULL, op TEXT NOT NULL, entity TEXT NOT NULL, entity_id TEXT, data TEXT NOT NULL, mark TEXT, PRIMARY KEY (phase, n)) WITHOUT ROWID');
     db.exec('DELETE FROM journal_spill');
-    this.insert = db.prepare("INSERT INTO journal (run_id, seq, op, entity, entity_id, data, status, mark, text) VALUES (?, ?, ?, ?, ?, ?, 'planned', ?, ?)");
-    this.spill = db.prepare('INSERT INTO journal_spill (phase, n, op, entity, entity_id, data, mark, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    this.insert = db.prepare("INSERT INTO journal (run_id, seq, op, entity, entity_id, data, status, mark) VALUES (?, ?, ?, ?, ?, ?, 'planned', ?)");
+    this.spill = db.prepare('INSERT INTO journal_spill (phase, n, op, entity, entity_id, data, mark) VALUES (?, ?, ?, ?, ?, ?, ?)');
   }
 
   add(phase: Phase, op: Operation, mark?: string): void {
     const p = PHASES.indexOf(phase);
     // Groups, segments and user upserts arrive in order; everything after them may interleave with upserts.
     if (p <= PHASES.indexOf('userUpserts')) {
-      this.insert.run(this.runId, ++this.seq, op.op, op.entity, entityIdOf(op), JSON.stringify(op), mark ?? null, this.describe?.(op) ?? null);
+      this.insert.run(this.runId, ++this.seq, op.op, op.entity, entityIdOf(op), JSON.stringify(op), mark ?? null);
       return;
     }
     const n = (this.n.get(phase) ?? 0) + 1;
     this.n.set(phase, n);
-    this.spill.run(p, n, op.op, op.entity, entityIdOf(op), JSON.stringify(op), mark ?? null, this.describe?.(op) ?? null);
+    this.spill.run(p, n, op.op, op.entity, entityIdOf(op), JSON.stringify(op), mark ?? null);
   }
 
   discard(phase: Phase): void {
@@ -65,8 +64,8 @@ export class JournalWriter implements PlanSink {
 
   /** Appends the waiting parts in apply order; returns the number of operations in the journal. */
   finish(): number {
-    const moved = this.db.prepare(`INSERT INTO journal (run_id, seq, op, entity, entity_id, data, status, mark, text)
-      SELECT ?, ? + row_number() OVER (ORDER BY phase, n), op, entity, entity_id, data, 'planned', mark, text FROM journal_spill ORDER BY phase, n`)
+    const moved = this.db.prepare(`INSERT INTO journal (run_id, seq, op, entity, entity_id, data, status, mark)
+      SELECT ?, ? + row_number() OVER (ORDER BY phase, n), op, entity, entity_id, data, 'planned', mark FROM journal_spill ORDER BY phase, n`)
       .run(this.runId, this.seq).changes;
     this.db.exec('DELETE FROM journal_spill');
     this.seq += moved;
@@ -171,18 +170,6 @@ export function* journalJson(db: Db, runId: number): Generator<string> {
     for (const [seq, data, status, error] of rows) {
       yield `${data.slice(0, -1)},"seq":${seq}${status === 'held' ? ',"held":true' : ''},"status":"${status}"${error === null ? '' : `,"error":${JSON.stringify(error)}`}}`;
     }
-    if (rows.length < PAGE) return;
-    after = rows[rows.length - 1][0];
-  }
-}
-
-/** The journal in order, page by page, for the text report: seq, stored text (null: describe `data`), status, error. */
-export function* journalLines(db: Db, runId: number): Generator<[seq: number, text: string | null, data: string, status: JournalReportEntry['status'], error: string | null]> {
-  // The operation's JSON is read only where no text was stored (entries appended by an approval).
-  const page = db.prepare("SELECT seq, text, CASE WHEN text IS NULL THEN data END, status, error FROM journal WHERE run_id = ? AND seq > ? AND status <> 'moot' ORDER BY seq LIMIT ?").raw();
-  for (let after = 0; ;) {
-    const rows = page.all(runId, after, PAGE) as [number, string | null, string, JournalReportEntry['status'], string | null][];
-    yield* rows;
     if (rows.length < PAGE) return;
     after = rows[rows.length - 1][0];
   }

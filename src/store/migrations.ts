@@ -139,8 +139,6 @@ export const MIGRATIONS: string[] = [
     error TEXT,
     -- The sync mark the user gets once this, its last operation of the run, is done (src/apply/sync-marks.ts).
     mark TEXT,
-    -- The operation as the text report describes it, written while planning (the report then parses nothing).
-    text TEXT,
     PRIMARY KEY (run_id, seq)
   ) WITHOUT ROWID;
   -- What the planner decided as a whole (problems, unchanged counts, safeguard): with the journal, all a restart

@@ -6,10 +6,8 @@ import { reconcile, resumeUnfinished } from '../../src/apply/run.js';
 import type { App } from '../../src/app.js';
 import { receiveFile } from '../../src/intake/receive.js';
 import type { Operation } from '../../src/plan/types.js';
-import { countsOf, streamedReport } from '../../src/report/report.js';
-import { describeOperation, linesFromJournal, reportLines } from '../../src/report/text.js';
 import {
-  appendToJournal, holdUserRemovals, journalEntries, journalJson, journalLines, JournalWriter, plannedBatch, recordOutcomes,
+  holdUserRemovals, journalEntries, journalJson, JournalWriter, plannedBatch, recordOutcomes,
 } from '../../src/store/journal.js';
 import { createRun } from '../../src/store/runs.js';
 import { directoryView } from '../../src/targets/directory-view.js';
@@ -82,24 +80,6 @@ describe('outcomes and the report text', () => {
       [1, 'done', false, null], [2, 'failed', false, 'username "b@x" is "taken"'], [3, 'done', false, null], [4, 'done', false, null], [5, 'held', true, null], [6, 'held', true, null],
     ]);
     expect([...journalJson(app.db, runId)]).toEqual(entries.map((e) => JSON.stringify(e)));
-  });
-
-  it('writes the text report from the descriptions stored at plan time exactly as from the operations', () => {
-    const runId = createRun(app.db, 'acme', { kind: 'ingest', fileIds: [] }, 'now');
-    const w = new JournalWriter(app.db, runId, describeOperation);
-    w.add('userUpserts', create('a'));
-    w.add('userUpserts', { op: 'update', entity: 'user', externalId: 'b', id: 2, changes: [{ field: 'title', before: null, after: 'Chief "A"' }] });
-    w.add('links', link('b'));
-    w.add('userRemovals', remove('e', 5));
-    w.finish();
-    holdUserRemovals(app.db, runId);
-    recordOutcomes(app.db, runId, [{ seq: 1, status: 'done' }, { seq: 2, status: 'failed', error: 'no' }]);
-    appendToJournal(app.db, runId, [{ op: remove('f', 6), status: 'planned' }]); // no stored text: described from its data
-    const summary = { runId, tenant: 'acme', status: 'applied', trigger: 'ingest', createdAt: 'now', files: [], counts: countsOf([], 0, []), safeguard: null, problems: [] };
-    const streamed = streamedReport(summary, () => journalEntries(app.db, runId), undefined, () => linesFromJournal(journalLines(app.db, runId)));
-    const plain = { ...summary, operations: [...journalEntries(app.db, runId)] };
-    expect([...reportLines(streamed)].join('')).toBe([...reportLines(plain)].join(''));
-    expect([...reportLines(streamed)].join('')).toMatch(/2  update user "b": title \(empty\) → "Chief \\"A\\"" \[FAILED: no\]/);
   });
 });
 
