@@ -7,6 +7,7 @@ import type { TenantConfig } from './config/schema.js';
 import { tenantDirs as dirsOf, type TenantDirs } from './config/tenant-dirs.js';
 import { openDatabase, type Db } from './store/db.js';
 import { EmbeddedTarget } from './targets/embedded.js';
+import { ScimTarget } from './targets/scim.js';
 import type { Target } from './targets/target.js';
 
 export interface App {
@@ -44,14 +45,29 @@ export function openApp(opts: OpenOptions = {}): App {
   const db = openDatabase(config.paths.database);
   const logger = opts.logger ?? createLogger(process.env.WT_SYNC_LOG_LEVEL || opts.logLevel || config.service.log.level);
   const embedded = new EmbeddedTarget(db);
+  // One SCIM target per tenant (its client, its pauses); the embedded directory is every target's mirror.
+  const scim = new Map<string, ScimTarget>();
+  const targetOf = (tenant: TenantConfig): Target => {
+    if (tenant.target.type !== 'scim') return embedded;
+    let t = scim.get(tenant.id);
+    if (!t || JSON.stringify(t.config) !== JSON.stringify(tenant.target)) {
+      t?.close();
+      t = new ScimTarget(db, tenant.id, tenant.target, logger);
+      scim.set(tenant.id, t);
+    }
+    return t;
+  };
   return {
     config,
     db,
     logger,
     now: opts.now ?? (() => new Date()),
     tenant: (id) => loadTenant(config.paths.tenantsDir, id),
-    target: () => embedded,
-    close: () => db.close(),
+    target: targetOf,
+    close: () => {
+      for (const t of scim.values()) t.close();
+      db.close();
+    },
   };
 }
 

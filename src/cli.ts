@@ -5,10 +5,12 @@ import { EXIT, exitCodeFor } from './cli/common.js';
 import * as approve from './cli/approve.js';
 import * as check from './cli/check.js';
 import * as directory from './cli/directory.js';
+import * as drift from './cli/drift.js';
 import * as ingest from './cli/ingest.js';
 import * as pull from './cli/pull.js';
 import * as key from './cli/key.js';
 import * as report from './cli/report.js';
+import * as resume from './cli/resume.js';
 import * as serve from './cli/serve.js';
 import * as status from './cli/status.js';
 import * as tenant from './cli/tenant.js';
@@ -19,7 +21,7 @@ export function buildProgram(): Command {
     .option('--config <path>', 'service config file (env WT_SYNC_CONFIG; default config/wt-sync.yaml)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  for (const command of [serve, check, ingest, status, report, approve, tenant, directory, key, pull]) command.register(program);
+  for (const command of [serve, check, ingest, status, report, approve, tenant, directory, key, pull, drift, resume]) command.register(program);
   program.commands.forEach(function override(c: Command) {
     c.exitOverride();
     c.commands.forEach(override);

@@ -119,6 +119,7 @@ export async function applyJournal(app: App, tenant: TenantConfig, target: Targe
   let lastTenth = Math.floor((done * 10) / total);
   app.logger.info({ tenant: tenant.id, runId, ops: total, planned }, 'applying plan');
   for (let after = 0; ;) {
+    if (target.quarantine?.(tenant.id)) break; // nothing more is sent; the rest stays planned (docs/targets.md)
     const batch = plannedBatch(db, runId, after, size);
     if (batch.length === 0) break;
     const bySeq = new Map(batch.map((e) => [e.seq, e]));

@@ -73,8 +73,10 @@ async function applyAndReport(
 ): Promise<Report> {
   const plan = storedPlan(app.db, runId)!;
   await applyJournal(app, tenant, target, runId, { now: plan.createdAt, removalGraceDays: tenant.removalGraceDays }, options.onApplyProgress);
-  const status = plan.safeguard.held ? 'held' : 'applied';
-  const problems = [...base.fileProblems, ...plan.problems];
+  // A quarantined target took only part of the run (or none): the run failed, its report says why.
+  const quarantine = target.quarantine?.(tenant.id) ?? null;
+  const status = quarantine ? 'quarantined' : plan.safeguard.held ? 'held' : 'applied';
+  const problems = [...base.fileProblems, ...plan.problems, ...(quarantine ? [quarantineProblem(tenant.id, quarantine)] : [])];
   const unchanged = plan.unchanged.users + plan.unchanged.groups + plan.unchanged.segments;
   const summary = {
     runId, tenant: tenant.id, status, trigger: base.trigger, createdAt: plan.createdAt, files: base.files,
@@ -82,12 +84,24 @@ async function applyAndReport(
   };
   const report = streamedReport(summary, () => journalEntries(app.db, runId), () => journalJson(app.db, runId));
   app.db.transaction(() => {
-    if (base.approves !== undefined) setRunStatus(app.db, base.approves, 'approved');
+    // An approval stopped by a quarantine sent nothing: the held run stays held, to approve again after `resume`.
+    if (base.approves !== undefined) {
+      if (!quarantine) setRunStatus(app.db, base.approves, 'approved');
+    }
     else supersedeHeldRuns(app.db, tenant.id, runId);
-    finishRun(app.db, runId, { status, report, now: app.now().toISOString() });
+    finishRun(app.db, runId, { status: status === 'quarantined' ? 'failed' : status, report, now: app.now().toISOString() });
   })();
-  app.logger.info({ tenant: tenant.id, runId, status, counts: summary.counts }, 'run finished');
+  if (quarantine) app.logger.error({ tenant: tenant.id, runId, status, reason: quarantine.reason, counts: summary.counts }, 'run stopped: target quarantined');
+  else app.logger.info({ tenant: tenant.id, runId, status, counts: summary.counts }, 'run finished');
   return publish(app, report);
+}
+
+function quarantineProblem(tenant: string, q: { reason: string; since: string }): Problem {
+  return {
+    level: 'warning', file: '(target)',
+    message: `the target is quarantined since ${q.since}: ${q.reason}. Operations still planned were not sent; they are planned again by the next run`,
+    hint: `fix the cause, then run \`wt-sync resume --tenant ${tenant}\``,
+  };
 }
 
 /**

@@ -10,6 +10,7 @@ import { nextScheduledRun } from '../sources/scheduler.js';
 import { NotifyState } from '../notify/state.js';
 import { stalenessOf } from '../notify/staleness.js';
 import { lastFileTimes } from '../store/stats.js';
+import { quarantineOf } from '../store/scim-mirror.js';
 import { print, requireTenant, table, withApp, type GlobalOptions } from './common.js';
 
 export function register(program: Command): void {
@@ -35,6 +36,8 @@ export function register(program: Command): void {
             heldRuns: runs.filter((r) => r.status === 'held').map((r) => r.id),
             source: sources.get(t.id)!,
             staleness: stalenessOf(t, lastFiles.get(t.id) ?? null, watched.get(t.id) ?? null, app.now()),
+            target: t.target.type,
+            quarantine: t.target.type === 'scim' ? quarantineOf(app.db, t.id) : null,
           };
         });
         print(o, data, () =>
@@ -42,6 +45,7 @@ export function register(program: Command): void {
             `tenant ${t.tenant} (${t.name})`,
             sourceLine(t.source),
             ...(t.staleness?.stale ? [`  STALE: no file for more than ${t.staleness.everyHours} hours (${t.staleness.lastFileAt ? `last file ${t.staleness.lastFileAt}` : 'no file yet'})`] : []),
+            ...(t.quarantine ? [`  QUARANTINED since ${t.quarantine.since}: ${t.quarantine.reason}\n  nothing is sent to the ${t.target} target until: wt-sync resume --tenant ${t.tenant}`] : []),
             t.heldRuns.length ? `  HELD: run ${t.heldRuns.join(', ')} waits for approval: wt-sync approve --tenant ${t.tenant} ${t.heldRuns[0]}` : '  nothing held',
             '  files:', indent(t.files.length ? table(t.files, ['id', 'name', 'type', 'status', 'validRows', 'dataRows', 'receivedAt', 'runId']) : '(none)\n'),
             '  runs:', indent(t.runs.length ? table(t.runs.map((r) => ({ ...r, trigger: r.trigger.kind })), ['id', 'status', 'trigger', 'createdAt', 'finishedAt']) : '(none)\n'),

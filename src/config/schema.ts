@@ -3,6 +3,7 @@ import cron from 'node-cron';
 import { z } from 'zod';
 import { FIELDS_BY_TYPE, FILE_TYPES, type FileType } from '../model.js';
 import { sourceSchema, validTimeZone } from './source-schema.js';
+import { scimTargetSchema } from './scim-target.js';
 
 export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -92,7 +93,7 @@ export const tenantSchema = z.strictObject({
   safeguards: safeguardsSchema.default(() => safeguardsSchema.parse({})),
   removalGraceDays: z.number().int().min(0).default(90),
   sync: syncSchema.default({ trigger: 'onUpload', settleSeconds: 5 }),
-  target: z.strictObject({ type: z.literal('embedded') }).default({ type: 'embedded' }),
+  target: z.discriminatedUnion('type', [z.strictObject({ type: z.literal('embedded') }), scimTargetSchema]).default({ type: 'embedded' }),
   source: sourceSchema.default({ type: 'upload' }),
   /** Who gets each run's report by mail (needs `smtp` in the service config). */
   reports: z.strictObject({ email: z.array(z.email()).default([]) }).default({ email: [] }),

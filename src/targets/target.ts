@@ -58,4 +58,9 @@ export interface Target {
   syncMarks?(tenant: string): Promise<Map<string, string>>;
   /** Optional, with `syncMarks`: set (or, with null, clear) users' marks; inside the engine's transaction. */
   markSynced?(tenant: string, marks: [externalId: string, mark: string | null][]): void;
+  /**
+   * Optional: why the target stopped taking changes (a remote target refused by its server, or failing too much),
+   * or null. The engine asks before each batch and applies nothing more while it is set (docs/targets.md).
+   */
+  quarantine?(tenant: string): { reason: string; since: string } | null;
 }
