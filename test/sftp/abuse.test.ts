@@ -328,9 +328,15 @@ describe('connections that never authenticate', () => {
           new Promise<void>((resolve) => {
             const s = net.connect({ host: '127.0.0.1', port, localAddress });
             sockets.push(s);
-            s.on('error', () => resolve());
-            s.on('close', () => resolve());
-            s.once('data', () => resolve()); // the server's SSH identification: accepted
+            // Bounded: a connection neither greeted nor closed within 10 s ends the wait (and fails the counts below).
+            const t = setTimeout(() => resolve(), 10_000);
+            const done = () => {
+              clearTimeout(t);
+              resolve();
+            };
+            s.on('error', done);
+            s.on('close', done);
+            s.once('data', done); // the server's SSH identification: accepted
           }),
         ),
       ),
