@@ -1,15 +1,13 @@
 // A reconciliation run: desired state + directory → plan (into the journal) → safeguards → apply in batches →
 // report, stored and published. A run cut off anywhere continues from its journal on the next start.
-import fs from 'node:fs';
-import path from 'node:path';
-import { ensureTenantDirs, type App } from '../app.js';
+import type { App } from '../app.js';
 import type { TenantConfig } from '../config/schema.js';
 import type { Problem } from '../model.js';
 import { buildReport, countsOf, streamedReport, type Report, type ReportFile } from '../report/report.js';
-import { reportJson, reportLines, writeChunked } from '../report/text.js';
+import { publish } from '../report/publish.js';
 import { attachFilesToRun, getFile, markInterrupted, unreconciledFiles } from '../store/files.js';
 import { appendToJournal, journalCounts, journalEntries, journalJson, runInProgress, storedPlan } from '../store/journal.js';
-import { createRun, finishRun, getRun, heldRemovalIds, markPublished, pendingRuns, runSummary, setRunStatus, supersedeHeldRuns, unpublishedRunIds, type RunTrigger } from '../store/runs.js';
+import { createRun, finishRun, getRun, heldRemovalIds, pendingRuns, runSummary, setRunStatus, supersedeHeldRuns, unpublishedRunIds, type RunTrigger } from '../store/runs.js';
 import { removeOrphanSnapshotFiles } from '../store/snapshots.js';
 import type { Target } from '../targets/target.js';
 import { applyJournal, planIntoJournal, planSettings, type ApplyProgress } from './engine.js';
@@ -195,28 +193,5 @@ export async function resumeUnfinished(app: App, tenantIds?: Set<string>): Promi
     if (report) reports.push(report);
   }
   return reports;
-}
-
-/** Writes the report where the customer reads it: /reports/ in their SFTP folder, as text and JSON. */
-export function publish(app: App, report: Report): Report {
-  const dirs = ensureTenantDirs(app.config.paths, report.tenant);
-  const stamp = report.createdAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-  const base = path.join(dirs.reports, `${stamp}-run-${report.runId}`);
-  writeAtomic(`${base}.txt`, reportLines(report));
-  writeAtomic(`${base}.json`, reportJson(report));
-  markPublished(app.db, report.runId, app.now().toISOString());
-  return report;
-}
-
-/** Written under a dot-name (hidden from the customer) and renamed: a reader never sees half a report. */
-function writeAtomic(file: string, pieces: Iterable<string>): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    writeChunked(pieces, (chunk) => fs.writeSync(fd, chunk));
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
 }
 

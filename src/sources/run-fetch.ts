@@ -9,8 +9,8 @@ import { ensureTenantDirs, tenantDirs, type App } from '../app.js';
 import type { TenantConfig } from '../config/schema.js';
 import { deliver, type Delivery } from '../intake/handover.js';
 import { buildReport, type Report } from '../report/report.js';
-import { reportJson, reportLines, writeChunked } from '../report/text.js';
-import { createRun, finishRun, markPublished } from '../store/runs.js';
+import { publish } from '../report/publish.js';
+import { createRun, finishRun } from '../store/runs.js';
 import { ApiSource } from './api.js';
 import { SftpPullSource } from './sftp-pull.js';
 import { FetchError, type FetchedFile, type FetchSummary, type Source } from './source.js';
@@ -117,25 +117,8 @@ function recordFetchFailure(app: App, tenant: TenantConfig, record: FetchRecord,
     plan: null, results: null,
   });
   finishRun(app.db, runId, { status: 'failed', report, now: createdAt });
-  publishReport(app, report);
+  publish(app, report);
   return report;
-}
-
-/** The report's text and JSON in the customer's /reports/, each written under a hidden name and renamed. */
-function publishReport(app: App, report: Report): void {
-  const dirs = ensureTenantDirs(app.config.paths, report.tenant);
-  const base = path.join(dirs.reports, `${report.createdAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-run-${report.runId}`);
-  for (const [file, pieces] of [[`${base}.txt`, reportLines(report)], [`${base}.json`, reportJson(report)]] as const) {
-    const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      writeChunked(pieces, (chunk) => fs.writeSync(fd, chunk));
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-  }
-  markPublished(app.db, report.runId, app.now().toISOString());
 }
 
 function writeRecord(dir: string, record: FetchRecord): void {

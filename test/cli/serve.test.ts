@@ -7,35 +7,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateClientKeyPair } from '../../src/sftp/host-key.js';
 import { run, sshOptions, waitFor } from '../sftp/helpers.js';
+import { startServe, type ServeProcess } from '../helpers/serve.js';
 import { CLI, makeWorkspace, REPO, TSX, type Workspace } from '../helpers/workspace.js';
 
-interface Server { child: ChildProcess; sftpPort: number; httpPort: number; stdout: () => string; stderr: () => string }
-
-async function startServe(ws: Workspace, args: string[] = []): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', TSX, CLI, '--config', ws.configPath, 'serve', ...args], {
-    cwd: ws.dir, env: { ...process.env, WT_SYNC_SFTP_PORT: '0', WT_SYNC_HTTP_PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (err += d));
-  await waitFor(() => /HTTP +http/.test(out) || child.exitCode !== null, 30_000, 'serve to start');
-  if (child.exitCode !== null) throw new Error(`serve exited ${child.exitCode}: ${err}`);
-  return {
-    child,
-    sftpPort: Number(/SFTP +\S+:(\d+)/.exec(out)![1]),
-    httpPort: Number(/http:\/\/[^:]+:(\d+)/.exec(out)![1]),
-    stdout: () => out,
-    stderr: () => err,
-  };
-}
-
-async function stop(server: Server): Promise<number | null> {
-  if (server.child.exitCode !== null) return server.child.exitCode;
-  const exited = new Promise<number | null>((resolve) => server.child.once('exit', (code) => resolve(code)));
-  server.child.kill('SIGTERM');
-  return exited;
-}
+type Server = ServeProcess;
+const stop = (server: Server) => server.stop();
 
 function sftp(port: number, key: string, tenant: string, lines: string[], cwd: string) {
   return run('sftp', [...sshOptions(port, key), '-P', String(port), '-b', '-', `${tenant}@127.0.0.1`], { input: lines.join('\n') + '\n', cwd });
