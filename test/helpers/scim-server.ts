@@ -51,6 +51,8 @@ export interface ScimServer {
   /** Keep only requests that changed something (POST/PATCH/PUT/DELETE) and succeeded. */
   writes(): RequestRecord[];
   userByExternalId(externalId: string): Json | undefined;
+  /** Between tests: no resources, no recorded requests, no faults, caps, forced answers or rejecting hook. */
+  reset(): void;
   close(): Promise<void>;
 }
 
@@ -226,6 +228,17 @@ export async function startScimServer(opts: { token?: string; seed?: number } = 
     faults: null, pageCap: null, latencyMs: 0, forceStatus: null, nextFaults: [], reject: null, arrivals: [],
     writes: () => server.requests.filter((r) => r.method !== 'GET' && r.status < 300 && !r.fault),
     userByExternalId: (externalId) => server.users.get((server.users as IndexedMap).holder('externalId', externalId) ?? ''),
+    reset: () => {
+      server.users.clear();
+      server.groups.clear();
+      server.requests.length = 0;
+      server.arrivals.length = 0;
+      server.faults = null;
+      server.nextFaults = [];
+      server.pageCap = null;
+      server.forceStatus = null;
+      server.reject = null;
+    },
     close: async () => {},
   };
   const store: Store = { users: server.users as IndexedMap, groups: server.groups as IndexedMap, server };

@@ -25,12 +25,7 @@ afterAll(async () => {
   await server.close();
   for (const ws of spaces) ws.cleanup();
 });
-afterEach(() => {
-  server.users.clear();
-  server.groups.clear();
-  server.requests.length = 0;
-  server.pageCap = null;
-});
+afterEach(() => server.reset());
 
 function workspace(extra: Record<string, unknown> = {}, tenant: Record<string, unknown> = {}): Workspace {
   const ws = makeWorkspace();

@@ -27,17 +27,7 @@ afterAll(async () => {
   await server.close();
   for (const ws of spaces) ws.cleanup();
 });
-afterEach(() => {
-  server.users.clear();
-  server.groups.clear();
-  server.requests.length = 0;
-  server.arrivals.length = 0;
-  server.faults = null;
-  server.nextFaults = [];
-  server.pageCap = null;
-  server.forceStatus = null;
-  server.reject = null;
-});
+afterEach(() => server.reset());
 
 function workspace(extra: Record<string, unknown> = {}, tenant: Record<string, unknown> = {}): Workspace {
   const ws = makeWorkspace();
