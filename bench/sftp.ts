@@ -8,13 +8,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { DEFAULT_PATTERNS, SEED_COLUMNS, SEED_HEADERS } from '../src/config/tenant-template.js';
 import { ensureHostKey, generateClientKeyPair } from '../src/sftp/host-key.js';
 import { startSftpServer, type CompletedUpload } from '../src/sftp/server.js';
+import { freePort, waitForPort } from './lib/ports.js';
 
 const SIZE_MB = Number(process.env.BENCH_SFTP_MB ?? 200);
 const RUNS = Math.max(1, Number(process.env.BENCH_SFTP_RUNS ?? 5));
@@ -32,32 +32,6 @@ function sh(cmd: string, args: string[], input?: string): Promise<{ code: number
     child.on('close', (code) => resolve({ code, stdout, stderr, seconds: Number(process.hrtime.bigint() - t0) / 1e9 }));
     child.stdin.end(input ?? '');
   });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`port ${port} did not open`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const median = (xs: number[]) => {
