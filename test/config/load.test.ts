@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, loadTenant } from '../../src/config/load.js';
+import { errorOf } from './helpers.js';
 
 let dir: string;
 beforeEach(() => {
@@ -16,16 +17,6 @@ const minimal = `name: Acme
 files:
   groups: { pattern: "*group*.csv", columns: [name, externalId, parentId] }
 `;
-
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as Error).message;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('service config', () => {
   it('applies defaults without a file, resolving paths against the working directory', () => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, loadTenant, replaceTenantFile } from '../../src/config/load.js';
 import { mailSettings } from '../../src/notify/mailer.js';
+import { errorOf } from './helpers.js';
 
 let dir: string;
 beforeEach(() => {
@@ -22,16 +23,6 @@ const service = (body: string) => {
   fs.writeFileSync(path.join(dir, 'wt-sync.yaml'), body);
   return () => loadConfig(path.join(dir, 'wt-sync.yaml'), {}, dir);
 };
-const errorOf = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as Error).message;
-  }
-  throw new Error('expected a ConfigError');
-};
-
 describe('tenant reports and expect', () => {
   it('defaults to no recipients and no expectation', () => {
     expect(tenant('')()).toMatchObject({ reports: { email: [] } });
