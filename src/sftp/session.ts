@@ -7,14 +7,12 @@
 // remembered for a short while so STAT/SETSTAT right after CLOSE/RENAME succeed.
 //
 // Every request gets exactly one answer, whatever throws: each is given an Answer that sends once.
-import { constants as FS, promises as fsp, type Stats } from 'node:fs';
-import fs from 'node:fs';
+import fs, { constants as FS, promises as fsp, type Stats } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Attributes, FileEntry, SFTPWrapper } from 'ssh2';
 import { IoBudget, MAX_WAITING_READS, type IoLimits } from './io-budget.js';
 import { DirListing } from './listing.js';
 import {
-  PathError,
   REPORTS_DIR,
   isInReports,
   isTemporaryName,
@@ -28,8 +26,6 @@ import { OPEN_MODE, STATUS_CODE, attrsOf, fail, fileAttrs, flagNames, isExpected
 import type { TenantStore, UploadState } from './tenant-store.js';
 import { Transfer, resizeUpload, type IoAnswer } from './transfer.js';
 import { completeUpload } from './upload.js';
-
-export { attrsOf, longname } from './status.js';
 
 export interface SessionLimits extends IoLimits {
   maxFileBytes: number;
@@ -774,4 +770,3 @@ function closeFd(fd: number): Promise<void> {
   return new Promise((resolve) => fs.close(fd, () => resolve()));
 }
 
-export { PathError };

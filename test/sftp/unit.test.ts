@@ -8,7 +8,7 @@ import { BanList, findAuthorizedKey, parseAuthorizedKey } from '../../src/sftp/a
 import { ensureHostKey, fingerprintOfKey, generateClientKeyPair, generateEd25519 } from '../../src/sftp/host-key.js';
 import { isInReports, isTemporaryName, normalizeVirtualPath, PathError, partialKey, relFromPartialKey } from '../../src/sftp/paths.js';
 import { inboxRelativeName } from '../../src/intake/handover.js';
-import { longname } from '../../src/sftp/session.js';
+import { longname } from '../../src/sftp/status.js';
 import { run } from './helpers.js';
 
 describe('virtual paths', () => {
