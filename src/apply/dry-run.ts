@@ -9,7 +9,7 @@ import type { TenantConfig } from '../config/schema.js';
 import type { FileType, GroupRecord, Problem, SegmentRecord } from '../model.js';
 import { countsOf, streamedReport, type Report, type ReportFile } from '../report/report.js';
 import { migrate } from '../store/db.js';
-import { holdUserRemovals, journalCounts, journalEntries, journalJson, JournalWriter } from '../store/journal.js';
+import { holdUserRemovals, journalCounts, journalSource, JournalWriter } from '../store/journal.js';
 import { createRun } from '../store/runs.js';
 import { loadDesiredTree, openUsersRows, readRows } from '../store/snapshots.js';
 import { planSettings, planTenant } from './engine.js';
@@ -67,7 +67,7 @@ export async function checkPlan(app: App, tenant: TenantConfig, snapshots: Check
     const report = streamedReport({
       runId: 0, tenant: tenant.id, status: summary.safeguard.held ? 'check: would hold removals' : 'check: would apply', trigger: 'check', createdAt,
       files: base.files, counts: countsOf(journalCounts(db, runId), unchanged, problems), safeguard: summary.safeguard, problems,
-    }, () => journalEntries(db, runId), () => journalJson(db, runId));
+    }, journalSource(db, runId));
     return { report, close };
   } catch (err) {
     close();

@@ -6,7 +6,7 @@ import type { Problem } from '../model.js';
 import { buildReport, countsOf, streamedReport, type Report, type ReportFile } from '../report/report.js';
 import { publish } from '../report/publish.js';
 import { attachFilesToRun, getFile, markInterrupted, unreconciledFiles } from '../store/files.js';
-import { appendToJournal, journalCounts, journalEntries, journalJson, runInProgress, storedPlan } from '../store/journal.js';
+import { appendToJournal, journalCounts, journalEntries, journalSource, runInProgress, storedPlan } from '../store/journal.js';
 import { createRun, finishRun, getRun, heldRemovalIds, pendingRuns, runSummary, setRunStatus, supersedeHeldRuns, unpublishedRunIds, type RunTrigger } from '../store/runs.js';
 import { removeOrphanSnapshotFiles } from '../store/snapshots.js';
 import type { Target } from '../targets/target.js';
@@ -80,7 +80,7 @@ async function applyAndReport(
     runId, tenant: tenant.id, status, trigger: base.trigger, createdAt: plan.createdAt, files: base.files,
     counts: countsOf(journalCounts(app.db, runId), unchanged, problems), safeguard: plan.safeguard, problems,
   };
-  const report = streamedReport(summary, () => journalEntries(app.db, runId), () => journalJson(app.db, runId));
+  const report = streamedReport(summary, journalSource(app.db, runId));
   app.db.transaction(() => {
     // An approval stopped by a quarantine sent nothing: the held run stays held, to approve again after `resume`.
     if (base.approves !== undefined) {

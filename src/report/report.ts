@@ -74,8 +74,14 @@ export function countsOf(ops: { op: PlannedOperation['op']; status: string; n: n
   return counts;
 }
 
-const STREAM = Symbol('operations stream');
-const STREAM_JSON = Symbol('operations stream as JSON');
+const SOURCE = Symbol('operations source');
+
+/** Where a streamed report's operations come from (a run's journal): as objects, as JSON texts, or both from one read. */
+export interface OperationsSource {
+  entries(): Iterable<ReportOperation>;
+  json(): Iterable<string>;
+  both(): Iterable<[ReportOperation, string]>;
+}
 
 /** The report without its operations, read without touching them (they may live in the journal). */
 export function reportSummary(r: Report): Omit<Report, 'operations'> {
@@ -88,19 +94,22 @@ export function reportSummary(r: Report): Omit<Report, 'operations'> {
  * A report whose operations stay in the journal: writing it (text, JSON) streams them page by page; reading
  * `operations` (tests, small reports) reads them all into memory once.
  */
-export function streamedReport(summary: Omit<Report, 'operations'>, operations: () => Iterable<ReportOperation>, json?: () => Iterable<string>): Report {
+export function streamedReport(summary: Omit<Report, 'operations'>, source: OperationsSource): Report {
   let all: ReportOperation[] | undefined;
   const report = { ...summary } as Report;
-  Object.defineProperty(report, 'operations', { enumerable: true, get: () => (all ??= [...operations()]) });
-  Object.defineProperty(report, STREAM, { enumerable: false, value: operations });
-  if (json) Object.defineProperty(report, STREAM_JSON, { enumerable: false, value: json });
+  Object.defineProperty(report, 'operations', { enumerable: true, get: () => (all ??= [...source.entries()]) });
+  Object.defineProperty(report, SOURCE, { enumerable: false, value: source });
   return report;
+}
+
+function sourceOf(r: Report): OperationsSource | undefined {
+  return (r as unknown as Record<symbol, OperationsSource | undefined>)[SOURCE];
 }
 
 /** A report's operations as JSON texts, when they can be had without building the objects. */
 export function operationsJsonOf(r: Report): Iterable<string> {
-  const json = (r as unknown as Record<symbol, (() => Iterable<string>) | undefined>)[STREAM_JSON];
-  if (json) return json();
+  const source = sourceOf(r);
+  if (source) return source.json();
   return (function* () {
     for (const o of operationsOf(r)) yield JSON.stringify(o);
   })();
@@ -108,8 +117,16 @@ export function operationsJsonOf(r: Report): Iterable<string> {
 
 /** A report's operations, streamed from the journal when they live there. */
 export function operationsOf(r: Report): Iterable<ReportOperation> {
-  const stream = (r as unknown as Record<symbol, (() => Iterable<ReportOperation>) | undefined>)[STREAM];
-  return stream ? stream() : r.operations;
+  return sourceOf(r)?.entries() ?? r.operations;
+}
+
+/** Each operation with its JSON text, from one read of the journal (a report written as text and JSON at once). */
+export function operationsWithJsonOf(r: Report): Iterable<[ReportOperation, string]> {
+  const source = sourceOf(r);
+  if (source) return source.both();
+  return (function* () {
+    for (const o of r.operations) yield [o, JSON.stringify(o)] as [ReportOperation, string];
+  })();
 }
 
 /** An in-memory report from an in-memory plan (check). */

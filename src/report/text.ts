@@ -1,7 +1,7 @@
 // Reports and problems as text for people (the customer's /reports/ folder, the CLI).
 import type { Problem } from '../model.js';
 import type { Operation } from '../plan/types.js';
-import { operationsJsonOf, operationsOf, reportSummary, type Report, type ReportOperation } from './report.js';
+import { operationsJsonOf, operationsOf, operationsWithJsonOf, reportSummary, type Report, type ReportOperation } from './report.js';
 
 const q = (v: string | null | undefined) => (v === null || v === undefined ? '(empty)' : JSON.stringify(v));
 
@@ -46,6 +46,19 @@ function opLine(o: ReportOperation): string {
 
 /** The report as text, line by line (each with its newline): reports of a first load can run to millions of lines. */
 export function* reportLines(r: Report): Generator<string> {
+  yield* reportHeadLines(r);
+  let first = true;
+  for (const o of operationsOf(r)) {
+    if (first) yield OPERATIONS_TITLE;
+    first = false;
+    yield `${opLine(o)}\n`;
+  }
+}
+
+const OPERATIONS_TITLE = '\noperations:\n';
+
+/** Everything of the text report before its operations. */
+function* reportHeadLines(r: Report): Generator<string> {
   yield `wt-sync report — run ${r.runId}, tenant ${r.tenant}\n`;
   yield `status: ${r.status}   trigger: ${r.trigger}   at: ${r.createdAt}\n`;
   if (r.files.length) {
@@ -74,32 +87,60 @@ export function* reportLines(r: Report): Generator<string> {
       yield `  ${describeProblem(p)}\n`;
     }
   }
-  let first = true;
-  for (const o of operationsOf(r)) {
-    if (first) yield '\noperations:\n';
-    first = false;
-    yield `${opLine(o)}\n`;
-  }
 }
 
 /** The report as compact JSON, in pieces, so that no single string has to hold a huge report. */
 export function* reportJson(r: Report): Generator<string> {
-  const head = JSON.stringify(reportSummary(r));
-  yield `${head.slice(0, -1)},"operations":[`;
+  yield reportJsonHead(r);
   let i = 0;
   for (const o of operationsJsonOf(r)) yield (i++ ? ',' : '') + o;
-  yield ']}\n';
+  yield JSON_TAIL;
+}
+
+const JSON_TAIL = ']}\n';
+
+function reportJsonHead(r: Report): string {
+  const head = JSON.stringify(reportSummary(r));
+  return `${head.slice(0, -1)},"operations":[`;
+}
+
+/**
+ * The report as text and as JSON at once, from one read of its operations (publishing a run's report): the same
+ * bytes as `reportLines` and `reportJson`.
+ */
+export function writeTextAndJson(r: Report, text: (chunk: string) => void, json: (chunk: string) => void): void {
+  const t = new Chunker(text);
+  const j = new Chunker(json);
+  for (const line of reportHeadLines(r)) t.add(line);
+  j.add(reportJsonHead(r));
+  let i = 0;
+  for (const [o, oJson] of operationsWithJsonOf(r)) {
+    if (i === 0) t.add(OPERATIONS_TITLE);
+    t.add(`${opLine(o)}\n`);
+    j.add(i++ ? `,${oJson}` : oJson);
+  }
+  j.add(JSON_TAIL);
+  t.end();
+  j.end();
+}
+
+/** Collects pieces and hands them on in chunks of about 1 MB. */
+class Chunker {
+  private buffer = '';
+  constructor(private readonly write: (chunk: string) => void) {}
+  add(piece: string): void {
+    this.buffer += piece;
+    if (this.buffer.length >= 1 << 20) this.end();
+  }
+  end(): void {
+    if (this.buffer) this.write(this.buffer);
+    this.buffer = '';
+  }
 }
 
 /** Feeds pieces to `write` in chunks of about 1 MB. */
 export function writeChunked(pieces: Iterable<string>, write: (chunk: string) => void): void {
-  let buffer = '';
-  for (const piece of pieces) {
-    buffer += piece;
-    if (buffer.length >= 1 << 20) {
-      write(buffer);
-      buffer = '';
-    }
-  }
-  if (buffer) write(buffer);
+  const chunker = new Chunker(write);
+  for (const piece of pieces) chunker.add(piece);
+  chunker.end();
 }

@@ -2,7 +2,7 @@
 // file, and nothing reaches the service database until the whole file is accepted. Then `commitSnapshot`
 // moves this file into place as the snapshot's rows; a rejected file's staging file is deleted.
 import Database from 'better-sqlite3';
-import { createHash } from 'node:crypto';
+import { hash as digest } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { EntityRecord } from '../model.js';
@@ -96,7 +96,8 @@ export class StagingSink implements RowSink {
       if (firstUser !== null) return { field: 'username', firstLine: firstUser };
     }
     const data = JSON.stringify(record);
-    this.insert.run(line, record.externalId, username, data, createHash('sha1').update(data).digest('base64'));
+    // One-shot hash: createHash() per row costs twice as much at 100k rows.
+    this.insert.run(line, record.externalId, username, data, digest('sha1', data, 'base64'));
     this.rows++;
     return null;
   }

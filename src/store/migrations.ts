@@ -147,4 +147,17 @@ export const MIGRATIONS: string[] = [
   -- Users made by hand (no external ID), read after the others by the streaming planner.
   CREATE INDEX dir_users_manual ON dir_users (tenant, id) WHERE external_id IS NULL;
   `,
+  `
+  -- Outcomes as a watermark (docs/engine.md): every operation of a run up to runs.applied_seq has its outcome, so
+  -- one stored there as 'planned' is done; a failed one is stored 'failed'. Recording a batch is then one small
+  -- UPDATE instead of rewriting every operation's row. The stored rows are journal_ops; the view journal shows
+  -- each operation's status as it is (planned, done, failed, held, moot), for people and tools reading the database.
+  ALTER TABLE runs ADD COLUMN applied_seq INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE journal RENAME TO journal_ops;
+  CREATE VIEW journal AS
+    SELECT j.run_id, j.seq, j.op, j.entity, j.entity_id, j.data,
+      CASE WHEN j.status = 'planned' AND j.seq <= r.applied_seq THEN 'done' ELSE j.status END AS status,
+      j.error, j.mark
+    FROM journal_ops j JOIN runs r ON r.id = j.run_id;
+  `,
 ];

@@ -1,7 +1,7 @@
 // Reconciliation runs: their trigger and their report; the report's operations are the run's journal (journal.ts).
 import { reportSummary, streamedReport, type Report, type ReportOperation } from '../report/report.js';
 import type { Db } from './db.js';
-import { hasJournal, heldUserRemovals, journalEntries, journalJson } from './journal.js';
+import { hasJournal, heldUserRemovals, journalSource } from './journal.js';
 
 export type RunStatus = 'pending' | 'applied' | 'held' | 'approved' | 'superseded' | 'rejected' | 'failed';
 
@@ -29,7 +29,7 @@ function toRun(db: Db, r: Record<string, unknown> | undefined): RunRow | undefin
   const id = r.id as number;
   const summary = r.report ? (JSON.parse(r.report as string) as Omit<Report, 'operations'>) : null;
   // Operations stream from the journal; runs stored before it keep theirs in run_operations.
-  const report = summary && (hasJournal(db, id) ? streamedReport(summary, () => journalEntries(db, id), () => journalJson(db, id)) : { ...summary, operations: legacyOperations(db, id) });
+  const report = summary && (hasJournal(db, id) ? streamedReport(summary, journalSource(db, id)) : { ...summary, operations: legacyOperations(db, id) });
   return { ...(r as unknown as RunRow), trigger: JSON.parse(r.trigger as string), report };
 }
 
