@@ -136,6 +136,10 @@ export class ScimClient {
     return this.request('PATCH', path, body);
   }
 
+  put(path: string, body: unknown): Promise<any> {
+    return this.request('PUT', path, body);
+  }
+
   delete(path: string): Promise<any> {
     return this.request('DELETE', path);
   }

@@ -181,7 +181,8 @@ describe('options', () => {
     server.requests.length = 0;
     await ingest(app, ws, { 'users.csv': usersCsv([{ id: 'u1', title: 'CEO', phone: '', groups: 'dev', segments: 'swe' }]) });
     expect(server.writes()).toHaveLength(1);
-    expect(server.users.get(u.id)![USER_EXTENSION]).toEqual({ title: 'CEO' });
+    // The extension also carries the user's segments (by external ID), sent with the create.
+    expect(server.users.get(u.id)![USER_EXTENSION]).toEqual({ title: 'CEO', segments: ['swe'] });
   });
 
   it('an extension URN the server does not list at /Schemas is warned about once', async () => {
