@@ -515,6 +515,7 @@ export class ScimTarget implements Target {
       if (err.status === 501 || err.status === 405) {
         if (!this.patchRefused) {
           this.patchRefused = true;
+          c.refuse('PATCH');
           this.logger.warn({ tenant: this.tenantId, status: err.status }, `the SCIM provider refused PATCH (${err.message}) although /ServiceProviderConfig did not say so: changes go as PUT of the full resource from now on`);
         }
         return this.put(path, ops);
