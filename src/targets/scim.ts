@@ -309,10 +309,11 @@ export class ScimTarget implements Target {
     return id;
   }
 
-  /** PATCH by stored id; a 404 looks the user up again, then recreates it with its memberships. */
-  /** `listsAfter`: the user's extension lists after this change (default: the mirror's). */
+  /**
+   * Changes a user by stored id; a 404 looks the user up again, then recreates it with its memberships.
+   * `listsAfter`: the user's extension lists after this change (default: the mirror's).
+   */
   private async patchUser(tenant: string, externalId: string, ops: PatchOperation[], full: UserFields, listsAfter?: UserLists): Promise<void> {
-    const c = this.client();
     const id = this.mirror.id(tenant, 'user', externalId) ?? (await this.findUser(externalId, null).then((r) => r && this.keep(tenant, 'user', externalId, r)));
     if (id) {
       try {
@@ -531,9 +532,20 @@ export class ScimTarget implements Target {
     return this.patchRefused || !(await this.client().providerConfig()).patch;
   }
 
-  private async put(path: string, ops: PatchOperation[]): Promise<void> {
+  /** Read-modify-write chains per resource, so two changes of one group (say) never overwrite each other's. */
+  private readonly puts = new Map<string, Promise<void>>();
+
+  private put(path: string, ops: PatchOperation[]): Promise<void> {
     const c = this.client();
-    await c.put(path, putResource(await c.get(path), ops));
+    const run = (this.puts.get(path) ?? Promise.resolve()).catch(() => {}).then(async () => {
+      await c.put(path, putResource(await c.get(path), ops));
+    });
+    this.puts.set(path, run);
+    const forget = () => {
+      if (this.puts.get(path) === run) this.puts.delete(path);
+    };
+    run.then(forget, forget);
+    return run;
   }
 
   // ---- helpers ----

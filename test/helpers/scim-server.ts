@@ -53,7 +53,7 @@ export interface ScimServer {
   /** Keep only requests that changed something (POST/PATCH/PUT/DELETE) and succeeded. */
   writes(): RequestRecord[];
   userByExternalId(externalId: string): Json | undefined;
-  /** Between tests: no resources, no recorded requests, no faults, caps, forced answers or rejecting hook. */
+  /** Between tests: no resources, no recorded requests, no faults, caps, latency, forced answers, PATCH refusal or rejecting hook. */
   reset(): void;
   close(): Promise<void>;
 }
@@ -242,6 +242,7 @@ export async function startScimServer(opts: { token?: string; seed?: number } = 
       server.forceStatus = null;
       server.reject = null;
       server.refusePatch = null;
+      server.latencyMs = 0;
     },
     close: async () => {},
   };

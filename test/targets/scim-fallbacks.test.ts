@@ -110,7 +110,7 @@ describe.each(['rfc', 'entra'] as const)('a provider without PATCH (/ServiceProv
 });
 
 describe('PUT of a user gone from the provider', () => {
-  it('the GET answered 404 looks the user up again, then recreates it with its memberships', async () => {
+  it('the GET answered 404 looks the user up again, then recreates it with its memberships (two at once, same group)', async () => {
     const patchBefore = SCIMMY.Config.get().patch.supported;
     SCIMMY.Config.set({ patch: { supported: false } });
     server.refusePatch = 501;
@@ -118,16 +118,20 @@ describe('PUT of a user gone from the provider', () => {
       const ws = workspace();
       const app = ws.open();
       const groups = 'Group name;GroupID;Parent groupID\nDev;dev;\n';
-      await ingest(app, ws, { 'groups.csv': groups, 'users.csv': usersCsv([{ id: 'u1', groups: 'dev' }, { id: 'u2', groups: 'dev' }]) });
-      const gone = server.userByExternalId('u1')!;
-      server.users.delete(gone.id);
-      for (const g of server.groups.values()) g.members = g.members.filter((m: any) => m.value !== gone.id);
-      const report = (await ingest(app, ws, { 'users.csv': usersCsv([{ id: 'u1', groups: 'dev', last: 'Changed' }, { id: 'u2', groups: 'dev' }]) }))!;
+      await ingest(app, ws, { 'groups.csv': groups, 'users.csv': usersCsv([{ id: 'u1', groups: 'dev' }, { id: 'u2', groups: 'dev' }, { id: 'u3', groups: 'dev' }]) });
+      const gone = ['u1', 'u2'].map((id) => server.userByExternalId(id)!);
+      server.latencyMs = 5; // both recreations read the group before either writes it, unless we keep them apart
+      for (const u of gone) {
+        server.users.delete(u.id);
+        for (const g of server.groups.values()) g.members = g.members.filter((m: any) => m.value !== u.id);
+      }
+      const report = (await ingest(app, ws, { 'users.csv': usersCsv([{ id: 'u1', groups: 'dev', last: 'Changed' }, { id: 'u2', groups: 'dev', last: 'Changed' }, { id: 'u3', groups: 'dev' }]) }))!;
       expect(report.counts.failed).toBe(0);
-      expect(server.requests.some((r) => r.method === 'GET' && r.path.endsWith(`/Users/${gone.id}`) && r.status === 404)).toBe(true);
+      for (const u of gone) expect(server.requests.some((r) => r.method === 'GET' && r.path.endsWith(`/Users/${u.id}`) && r.status === 404)).toBe(true);
       expect(server.requests.filter((r) => r.method === 'PATCH')).toEqual([]);
-      expect(server.users.size).toBe(2);
+      expect(server.users.size).toBe(3);
       expect(server.userByExternalId('u1')!.name.familyName).toBe('Changed');
+      expect([...server.groups.values()][0].members).toHaveLength(3);
       expect(remoteState(server)).toEqual(expectedRemote(app));
     } finally {
       SCIMMY.Config.set({ patch: { supported: patchBefore } });
