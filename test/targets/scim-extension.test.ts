@@ -5,7 +5,7 @@ import SCIMMY from 'scimmy';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { readDirectory } from '../../src/targets/embedded.js';
-import { scimDrift } from '../../src/targets/scim-drift.js';
+import { driftLines, scimDrift } from '../../src/targets/scim-drift.js';
 import type { ScimTarget } from '../../src/targets/scim.js';
 import { startScimServer, USER_EXTENSION, type ScimServer } from '../helpers/scim-server.js';
 import { makeWorkspace, usersCsv, type Workspace } from '../helpers/workspace.js';
@@ -150,6 +150,7 @@ describe('segments and adminOf in the user extension', () => {
       { externalId: 'u1', field: 'segments', mirror: ['nor', 'swe'], remote: ['swe'] },
       { externalId: 'u1', field: 'adminOf', mirror: [], remote: ['ops'] },
     ]);
+    expect(driftLines(drift)).toContain('user u1: segments is ["swe"] in WT, ["nor","swe"] applied');
     expect(server.writes().length).toBe(writes);
   });
 
