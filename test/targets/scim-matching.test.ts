@@ -87,7 +87,8 @@ describe('matching remote users', () => {
   });
 
   it('/ServiceProviderConfig is read at first use: bulk.maxOperations caps member chunks, filter.maxResults the page size', async () => {
-    const before = SCIMMY.Config.get();
+    // A copy: Config.get() hands out the live object, which set() changes in place.
+    const before = JSON.parse(JSON.stringify(SCIMMY.Config.get()));
     SCIMMY.Config.set({ bulk: { ...before.bulk, supported: true, maxOperations: 30 }, filter: { ...before.filter, maxResults: 10 } });
     try {
       const ws = workspace();
