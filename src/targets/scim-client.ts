@@ -80,6 +80,8 @@ export class ScimClient {
   private config: Promise<ServiceProviderConfig> | null = null;
   /** Requests sent (tries included), for the log and benchmarks. */
   requests = 0;
+  /** Methods the provider refused (501/405): requests still queued for one are answered so here, never sent. */
+  private readonly refused = new Set<string>();
 
   constructor(private readonly o: ScimClientOptions) {
     this.base = new URL(o.baseUrl.replace(/\/+$/, '') + '/');
@@ -89,6 +91,11 @@ export class ScimClient {
 
   close(): void {
     this.agent.destroy();
+  }
+
+  /** From now on `method` is not sent: each request for it is answered 501 here (the caller falls back). */
+  refuse(method: string): void {
+    this.refused.add(method);
   }
 
   /** /ServiceProviderConfig, read once; what it leaves out (or a provider without it) falls back to safe defaults. */
@@ -134,6 +141,10 @@ export class ScimClient {
 
   patch(path: string, body: unknown): Promise<any> {
     return this.request('PATCH', path, body);
+  }
+
+  put(path: string, body: unknown): Promise<any> {
+    return this.request('PUT', path, body);
   }
 
   delete(path: string): Promise<any> {
@@ -227,6 +238,7 @@ export class ScimClient {
     await this.acquire();
     try {
       await this.gate();
+      if (this.refused.has(method)) return { status: 501, body: { detail: `${method} is not supported by this provider (not sent)` }, headers: {} };
       this.requests++;
       const started = Date.now();
       const answer = await this.exchange(method, path, body);

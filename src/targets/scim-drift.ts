@@ -2,10 +2,11 @@
 // another provisioning client did). Reads every remote user and group, paged; changes nothing.
 import type { DirectoryState } from '../plan/types.js';
 import { directoryView } from './directory-view.js';
-import { comparedFields, expectedField, userFieldsOf, type UserFields } from './scim-resources.js';
+import { comparedFields, EXTENSION_LISTS, expectedField, sameList, userFieldsOf, userListsOf, type UserFields } from './scim-resources.js';
 import type { ScimTarget } from './scim.js';
 
-export interface FieldDrift { externalId: string; field: string; mirror: string | null; remote: string | null }
+/** A user attribute that differs; the extension's lists (`segments`, `adminOf`) as sorted external IDs. */
+export interface FieldDrift { externalId: string; field: string; mirror: string | string[] | null; remote: string | string[] | null }
 export interface MembershipDrift { group: string; missing: string[]; extra: string[] }
 
 export interface Drift {
@@ -49,6 +50,14 @@ export async function scimDrift(target: ScimTarget, tenant: string, dir: Directo
     for (const field of comparedFields(o)) {
       const want = expectedField(mirror, field);
       if ((have[field] ?? null) !== want) drift.fields.push({ externalId: u.externalId, field, mirror: want, remote: have[field] ?? null });
+    }
+    if (o.userExtension) {
+      const remoteLists = userListsOf(remote, o);
+      for (const field of EXTENSION_LISTS) {
+        // Segments and groups made by hand in WT (no external ID) are never in the lists we send.
+        const want = u[field].filter((id) => !id.startsWith('#')).sort();
+        if (!sameList(want, remoteLists[field])) drift.fields.push({ externalId: u.externalId, field, mirror: want, remote: remoteLists[field] });
+      }
     }
   }
   for (const externalId of remoteUsers.keys()) if (!ours.has(externalId)) drift.extra.users.push(externalId);

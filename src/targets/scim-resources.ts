@@ -10,6 +10,16 @@ export const PATCH_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
 /** WT-only user fields, sent only in the tenant's extension schema. */
 export const EXTENSION_FIELDS = ['phone', 'title', 'birthday', 'employedSince', 'employedUntil', 'gender', 'language'] as const;
 
+/**
+ * WT-only lists of a user, also sent in the extension schema: `segments` by the segments' external IDs (stable
+ * across renames, unique, the IDs of the customer's file) and `adminOf`, the external IDs of the groups the user
+ * administers. Kept sorted, so equal sets compare equal.
+ */
+export const EXTENSION_LISTS = ['segments', 'adminOf'] as const;
+export type ExtensionList = (typeof EXTENSION_LISTS)[number];
+export type UserLists = Record<ExtensionList, string[]>;
+export const NO_LISTS: UserLists = { segments: [], adminOf: [] };
+
 export type ResourceOptions = Pick<ScimTargetConfig, 'patchDialect' | 'userExtension' | 'groupParents' | 'groupExtension'>;
 
 /** A user's fields as the directory holds them (null: empty). */
@@ -18,7 +28,7 @@ export type UserFields = Record<string, string | null | undefined>;
 type Json = Record<string, any>;
 export interface PatchOperation { op: string; path?: string; value?: unknown }
 
-export function userResource(externalId: string, u: UserFields, o: ResourceOptions): Json {
+export function userResource(externalId: string, u: UserFields, o: ResourceOptions, lists: UserLists = NO_LISTS): Json {
   const body: Json = {
     schemas: [USER_SCHEMA, ...(o.userExtension ? [o.userExtension] : [])],
     externalId,
@@ -31,6 +41,7 @@ export function userResource(externalId: string, u: UserFields, o: ResourceOptio
   if (o.userExtension) {
     const ext: Json = {};
     for (const f of EXTENSION_FIELDS) if (u[f] !== undefined && u[f] !== null) ext[f] = u[f];
+    for (const f of EXTENSION_LISTS) if (lists[f].length) ext[f] = [...lists[f]].sort();
     body[o.userExtension] = ext;
   }
   return body;
@@ -95,6 +106,34 @@ export function userPatch(before: UserFields, after: UserFields, changed: Iterab
   return ops;
 }
 
+/** The PATCH operations for the extension lists that differ (none without an extension): only those attributes. */
+export function listPatch(before: UserLists, after: UserLists, o: ResourceOptions): PatchOperation[] {
+  if (!o.userExtension) return [];
+  const ops: PatchOperation[] = [];
+  const set: Json = {};
+  for (const f of EXTENSION_LISTS) {
+    const want = [...new Set(after[f])].sort();
+    if (sameList(before[f], want)) continue;
+    if (want.length === 0) ops.push({ op: opName('remove', o), path: `${o.userExtension}:${f}` });
+    else set[f] = want;
+  }
+  if (Object.keys(set).length) ops.push({ op: opName('replace', o), value: { [o.userExtension]: set } });
+  return ops;
+}
+
+export function sameList(a: readonly string[], b: readonly string[]): boolean {
+  const x = [...new Set(a)].sort();
+  const y = [...new Set(b)].sort();
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+/** A remote user's extension lists (empty without an extension or when absent), sorted. */
+export function userListsOf(remote: Json, o: ResourceOptions): UserLists {
+  const ext: Json = (o.userExtension && remote[o.userExtension]) || {};
+  const list = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string').sort() : []);
+  return { segments: list(ext.segments), adminOf: list(ext.adminOf) };
+}
+
 export function activePatch(active: boolean, o: ResourceOptions): PatchOperation[] {
   return [{ op: opName('replace', o), path: 'active', value: bool(active, o) }];
 }
@@ -145,4 +184,90 @@ export function expectedField(u: UserFields, field: string): string | null {
   if (field === 'email') return u.email ?? u.username ?? null;
   if (field === 'status') return u.status === 'inactive' ? 'inactive' : 'active';
   return u[field] ?? null;
+}
+
+const ENTRA_EMAIL_PATH = /^emails\[type eq "[^"]*"\]\.value$/i;
+
+/**
+ * The same operations with Entra's `emails[type eq "work"].value` replaced by the RFC form (`emails` whole, one
+ * primary), for a provider that answered 400 noTarget because the user has no work-typed email; null when there
+ * is no such operation.
+ */
+export function rfcEmailOps(ops: PatchOperation[], o: ResourceOptions): PatchOperation[] | null {
+  if (!ops.some((op) => op.path !== undefined && ENTRA_EMAIL_PATH.test(op.path))) return null;
+  return ops.map((op) => (op.path !== undefined && ENTRA_EMAIL_PATH.test(op.path)
+    ? { op: opName('replace', o), path: 'emails', value: [{ value: op.value, type: 'work', primary: true }] }
+    : op));
+}
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const MEMBER_FILTER = /^members\[value eq ("(?:[^"\\]|\\.)*")\]$/;
+
+/**
+ * The full resource to PUT for a provider without PATCH: the remote resource as read, with the PATCH operations
+ * we would have sent applied to it here (only the forms this file makes, in either dialect). What the provider
+ * keeps that we do not manage stays as it was; read-only attributes are left out.
+ */
+export function putResource(remote: Json, ops: PatchOperation[]): Json {
+  const r: Json = structuredClone(remote);
+  delete r.meta;
+  delete r.groups;
+  if (Array.isArray(r.members)) r.members = r.members.map((m: Json) => ({ value: m.value }));
+  const schemas = new Set<string>(Array.isArray(r.schemas) ? r.schemas : []);
+  const member = (v: unknown): string[] => (Array.isArray(v) ? v : [v]).map((m: any) => m?.value).filter((m): m is string => typeof m === 'string');
+  for (const raw of ops) {
+    const op = raw.op.toLowerCase();
+    const value = raw.path === 'active' && (raw.value === 'True' || raw.value === 'False') ? raw.value === 'True' : raw.value;
+    const path = raw.path;
+    if (path === undefined) {
+      for (const [k, v] of Object.entries(isObject(value) ? value : {})) {
+        r[k] = isObject(v) && isObject(r[k]) ? { ...r[k], ...v } : v;
+        if (k.startsWith('urn:')) schemas.add(k);
+      }
+      continue;
+    }
+    if (ENTRA_EMAIL_PATH.test(path)) {
+      r.emails = [{ value, type: 'work', primary: true }];
+      continue;
+    }
+    const filtered = MEMBER_FILTER.exec(path);
+    if (filtered) {
+      const id = JSON.parse(filtered[1]) as string;
+      r.members = (r.members ?? []).filter((m: Json) => m.value !== id);
+      continue;
+    }
+    if (path === 'members') {
+      const current: Json[] = r.members ?? [];
+      if (op === 'add') {
+        const have = new Set(current.map((m) => m.value));
+        r.members = [...current, ...member(value).filter((id) => !have.has(id) && have.add(id)).map((id) => ({ value: id }))];
+      } else if (op === 'remove') {
+        const gone = new Set(value === undefined ? current.map((m) => m.value) : member(value));
+        r.members = current.filter((m) => !gone.has(m.value));
+      } else {
+        r.members = member(value).map((id) => ({ value: id }));
+      }
+      continue;
+    }
+    const urn = /^(urn:.+):([^:]+)$/.exec(path);
+    let container: Json = r;
+    let key = path;
+    if (urn) {
+      if (!isObject(r[urn[1]])) r[urn[1]] = {};
+      container = r[urn[1]];
+      key = urn[2];
+      schemas.add(urn[1]);
+    } else {
+      const parts = path.split('.');
+      key = parts.pop()!;
+      for (const p of parts) {
+        if (!isObject(container[p])) container[p] = {};
+        container = container[p];
+      }
+    }
+    if (op === 'remove') delete container[key];
+    else container[key] = value;
+  }
+  if (schemas.size) r.schemas = [...schemas];
+  return r;
 }

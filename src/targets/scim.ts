@@ -15,8 +15,9 @@ import { quarantineOf, ScimMirror, setQuarantine, type Quarantine, type ScimKind
 import { EmbeddedTarget } from './embedded.js';
 import { eqFilter, ScimAuthError, ScimClient, ScimError, ScimUnavailableError } from './scim-client.js';
 import {
-  activePatch, addMembers, comparedFields, expectedField, groupPatch, groupResource, patchBody, removeMembers, userFieldsOf, userPatch, userResource,
-  type PatchOperation, type UserFields,
+  activePatch, addMembers, comparedFields, expectedField, groupPatch, groupResource, listPatch, patchBody, putResource, removeMembers,
+  rfcEmailOps, userFieldsOf, userListsOf, userPatch, userResource,
+  type ExtensionList, type PatchOperation, type UserFields, type UserLists,
 } from './scim-resources.js';
 import type { ApplySettings, DirectoryReader, JournalOperation, Outcome, Target } from './target.js';
 
@@ -165,14 +166,26 @@ export class ScimTarget implements Target {
         else throw err;
       }
     };
+    const lists = (p: Promise<void>) => p.catch((err) => {
+      if (err instanceof ScimAuthError) authError ??= err;
+      else throw err;
+    });
     const members: MemberChange[] = [];
     if (step === 'links' || step === 'users') {
       // Memberships go per group in chunks; a new user's come after its creation, within the step.
       if (step === 'users') await this.byEntity(ops, (e) => guard(attempt(e, () => this.upsertUser(tenant, e, members))));
       else for (const e of ops) this.collectLink(e, members);
       if (!authError && unavailable.length === 0) await guard(this.applyMembers(tenant, members, failed));
+      if (step === 'links' && this.config.userExtension && !authError && unavailable.length === 0) await guard(lists(this.sendLists(tenant, linkEdits(ops, failed), failed)));
     } else {
       await this.byEntity(ops, (e) => guard(attempt(e, () => this.applyOne(tenant, e.op))));
+      // A removed segment or group leaves the extension lists of its users (the mirror drops the links with it).
+      if ((step === 'segmentRemovals' || step === 'groupRemovals') && this.config.userExtension) {
+        const edits = removalEdits(this.db, tenant, ops.filter((e) => succeeded.has(e.seq) && !failed.has(e.seq)));
+        if (!authError && unavailable.length === 0) await guard(lists(this.sendLists(tenant, edits, failed)));
+        // Not recorded unless their users' lists were sent: the replay's DELETE finds 404 (done) and sends them.
+        if (unavailable.length > 0) for (const ed of edits) succeeded.delete(ed.seq);
+      }
     }
     if (authError) {
       // Nothing of this step is recorded: replayed after `resume`, safely (adopt on 409, idempotent members).
@@ -235,7 +248,8 @@ export class ScimTarget implements Target {
     if (op.entity !== 'user') return;
     const o = this.config;
     if (op.op === 'create') {
-      await this.createUser(tenant, op.externalId, op.after);
+      const lists: UserLists = { segments: [...(op.segments ?? [])], adminOf: (op.memberships ?? []).filter((m) => m.role === 'admin').map((m) => m.groupId) };
+      await this.createUser(tenant, op.externalId, op.after, lists);
       for (const m of op.memberships ?? []) members.push({ seq: e.seq, groupKind: 'group', groupId: m.groupId, userId: op.externalId, add: true });
       if (o.segments === 'groups') for (const s of op.segments ?? []) members.push({ seq: e.seq, groupKind: 'segment', groupId: s, userId: op.externalId, add: true });
       return;
@@ -253,22 +267,22 @@ export class ScimTarget implements Target {
   }
 
   /** Creates a user, or adopts the one the provider already has (stored id, 409 → externalId, then userName). */
-  private async createUser(tenant: string, externalId: string, fields: UserFields): Promise<string> {
+  private async createUser(tenant: string, externalId: string, fields: UserFields, lists: UserLists): Promise<string> {
     const c = this.client();
     const stored = this.mirror.id(tenant, 'user', externalId);
     if (stored) {
       const remote = await this.getOrNull(`Users/${encodeURIComponent(stored)}`);
-      if (remote) return this.adopt(tenant, externalId, remote, fields);
+      if (remote) return this.adopt(tenant, externalId, remote, fields, lists);
       this.mirror.dropId(tenant, 'user', externalId);
     }
     try {
-      const created = await c.post('Users', userResource(externalId, fields, this.config));
+      const created = await c.post('Users', userResource(externalId, fields, this.config, lists));
       return this.keep(tenant, 'user', externalId, created);
     } catch (err) {
       if (!(err instanceof ScimError) || err.status !== 409) throw err;
       const remote = await this.findUser(externalId, fields.username ?? null);
       if (!remote) throw new OperationFailed(`${err.message}; but no user with externalId ${JSON.stringify(externalId)} or userName ${JSON.stringify(fields.username)} was found to adopt`);
-      return this.adopt(tenant, externalId, remote, fields);
+      return this.adopt(tenant, externalId, remote, fields, lists);
     }
   }
 
@@ -285,23 +299,25 @@ export class ScimTarget implements Target {
   }
 
   /** Takes a remote user as ours: its id is kept and only the attributes that differ are PATCHed. */
-  private async adopt(tenant: string, externalId: string, remote: any, fields: UserFields): Promise<string> {
+  private async adopt(tenant: string, externalId: string, remote: any, fields: UserFields, lists: UserLists): Promise<string> {
     const id = this.keep(tenant, 'user', externalId, remote);
     const have = userFieldsOf(remote, this.config);
     const differ = comparedFields(this.config).filter((f) => (have[f] ?? null) !== expectedField(fields, f));
-    const ops = userPatch(have, fields, differ, this.config);
+    const ops = [...userPatch(have, fields, differ, this.config), ...listPatch(userListsOf(remote, this.config), lists, this.config)];
     if (remote.externalId !== externalId) ops.unshift({ op: this.config.patchDialect === 'entra' ? 'Replace' : 'replace', path: 'externalId', value: externalId });
-    if (ops.length) await this.client().patch(`Users/${encodeURIComponent(id)}`, patchBody(ops));
+    if (ops.length) await this.modify('Users', id, ops);
     return id;
   }
 
-  /** PATCH by stored id; a 404 looks the user up again, then recreates it with its memberships. */
-  private async patchUser(tenant: string, externalId: string, ops: PatchOperation[], full: UserFields): Promise<void> {
-    const c = this.client();
+  /**
+   * Changes a user by stored id; a 404 looks the user up again, then recreates it with its memberships.
+   * `listsAfter`: the user's extension lists after this change (default: the mirror's).
+   */
+  private async patchUser(tenant: string, externalId: string, ops: PatchOperation[], full: UserFields, listsAfter?: UserLists): Promise<void> {
     const id = this.mirror.id(tenant, 'user', externalId) ?? (await this.findUser(externalId, null).then((r) => r && this.keep(tenant, 'user', externalId, r)));
     if (id) {
       try {
-        await c.patch(`Users/${encodeURIComponent(id)}`, patchBody(ops));
+        await this.modify('Users', id, ops);
         return;
       } catch (err) {
         if (!(err instanceof ScimError) || err.status !== 404) throw err;
@@ -309,14 +325,15 @@ export class ScimTarget implements Target {
       }
     }
     const found = await this.findUser(externalId, full.username ?? null);
+    const lists = listsAfter ?? mirrorLists(this.db, tenant, externalId);
     if (found) {
-      await this.adopt(tenant, externalId, found, full);
+      await this.adopt(tenant, externalId, found, full, lists);
       return;
     }
-    const newId = await this.createUser(tenant, externalId, full);
+    const newId = await this.createUser(tenant, externalId, full, lists);
     for (const groupId of mirrorGroupsOf(this.db, tenant, externalId)) {
       const gid = await this.groupId(tenant, 'group', groupId);
-      if (gid) await c.patch(`Groups/${encodeURIComponent(gid)}`, patchBody(addMembers([newId], this.config)));
+      if (gid) await this.modify('Groups', gid, addMembers([newId], this.config));
     }
   }
 
@@ -340,7 +357,7 @@ export class ScimTarget implements Target {
         if (ops.length === 0) return;
         const id = await this.groupId(tenant, kind, op.externalId);
         if (!id) throw new OperationFailed(`${kind} "${op.externalId}" is not in WT's SCIM directory; it is created again on the next run`);
-        await c.patch(`Groups/${encodeURIComponent(id)}`, patchBody(ops));
+        await this.modify('Groups', id, ops);
         return;
       }
       case 'remove':
@@ -350,7 +367,7 @@ export class ScimTarget implements Target {
           const id = this.mirror.id(tenant, 'user', op.externalId) ?? (await this.findUser(op.externalId, null))?.id;
           if (!id) return;
           if (op.op === 'remove' && o.userRemoval === 'deactivate') {
-            await this.ignore404(c.patch(`Users/${encodeURIComponent(id)}`, patchBody(activePatch(false, o))));
+            await this.ignore404(this.modify('Users', id, activePatch(false, o)));
             return;
           }
           await this.ignore404(c.delete(`Users/${encodeURIComponent(id)}`));
@@ -382,7 +399,7 @@ export class ScimTarget implements Target {
       const found = await c.find('Groups', eqFilter('externalId', remoteExternalId));
       if (!found) throw new OperationFailed(`${err.message}; but no group with externalId ${JSON.stringify(remoteExternalId)} was found to adopt`);
       this.keep(tenant, kind, externalId, found);
-      if (found.displayName !== name) await c.patch(`Groups/${encodeURIComponent(found.id)}`, patchBody(groupPatch([{ field: 'name', after: name }], this.config)));
+      if (found.displayName !== name) await this.modify('Groups', found.id, groupPatch([{ field: 'name', after: name }], this.config));
     }
   }
 
@@ -408,7 +425,8 @@ export class ScimTarget implements Target {
       byGroup.set(key, [...(byGroup.get(key) ?? []), ch]);
     }
     const config = await this.client().providerConfig();
-    const chunk = Math.max(1, config.bulk.supported && config.bulk.maxOperations > 0 ? Math.min(this.config.memberChunk, config.bulk.maxOperations) : this.config.memberChunk);
+    // A PUT carries the whole member list anyway: one per group.
+    const chunk = (await this.putInstead()) ? Number.MAX_SAFE_INTEGER : Math.max(1, config.bulk.supported && config.bulk.maxOperations > 0 ? Math.min(this.config.memberChunk, config.bulk.maxOperations) : this.config.memberChunk);
     await Promise.all([...byGroup.values()].map(async (list) => {
       const { groupKind, groupId } = list[0];
       const gid = await this.groupId(tenant, groupKind, groupId);
@@ -429,8 +447,7 @@ export class ScimTarget implements Target {
 
   /** One chunk; a refused chunk is tried member by member, so one bad member does not fail the others. */
   private async patchMembers(gid: string, part: (MemberChange & { scimId: string })[], add: boolean, failed: Map<number, string>): Promise<void> {
-    const c = this.client();
-    const send = (ids: string[]) => c.patch(`Groups/${encodeURIComponent(gid)}`, patchBody(add ? addMembers(ids, this.config) : removeMembers(ids, this.config)));
+    const send = (ids: string[]) => this.modify('Groups', gid, add ? addMembers(ids, this.config) : removeMembers(ids, this.config));
     try {
       await send(part.map((p) => p.scimId));
       return;
@@ -448,6 +465,87 @@ export class ScimTarget implements Target {
       }
     }
     for (const p of part) await this.patchMembers(gid, [p], add, failed);
+  }
+
+  // ---- the extension's lists (segments, adminOf): one PATCH per user of what changed ----
+
+  /** Sends each user's changed lists; a refusal fails the operations that changed them (planned again next run). */
+  private async sendLists(tenant: string, edits: ListEdit[], failed: Map<number, string>): Promise<void> {
+    const byUser = new Map<string, ListEdit[]>();
+    for (const ed of edits) byUser.set(ed.userId, [...(byUser.get(ed.userId) ?? []), ed]);
+    const settled = await Promise.allSettled([...byUser].map(async ([userId, list]) => {
+      const before = mirrorLists(this.db, tenant, userId);
+      const after = { segments: new Set(before.segments), adminOf: new Set(before.adminOf) };
+      for (const ed of list) {
+        if (ed.add) after[ed.list].add(ed.id);
+        else after[ed.list].delete(ed.id);
+      }
+      const afterLists: UserLists = { segments: [...after.segments], adminOf: [...after.adminOf] };
+      const ops = listPatch(before, afterLists, this.config);
+      if (ops.length === 0) return;
+      try {
+        await this.patchUser(tenant, userId, ops, mirrorUser(this.db, tenant, userId), afterLists);
+      } catch (err) {
+        if (!(err instanceof OperationFailed || err instanceof ScimError) || err instanceof ScimAuthError) throw err;
+        for (const ed of list) failed.set(ed.seq, err.message);
+      }
+    }));
+    const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (rejected) throw rejected.reason;
+  }
+
+  // ---- changing a resource: PATCH, or PUT for a provider without it ----
+
+  /** Set when the provider answered a PATCH 501/405 although /ServiceProviderConfig did not say it lacks PATCH. */
+  private patchRefused = false;
+
+  /**
+   * Changes a user or group by these PATCH operations. A provider whose /ServiceProviderConfig says PATCH is not
+   * supported, or that answered a PATCH 501/405 (then from that moment on, said once at warn), gets the full
+   * resource by PUT instead: read, the same operations applied here, written back. A 400 noTarget on Entra's
+   * `emails[type eq "work"].value` (the user has no work-typed email) is sent once more in the RFC form.
+   */
+  private async modify(kind: 'Users' | 'Groups', id: string, ops: PatchOperation[]): Promise<void> {
+    const c = this.client();
+    const path = `${kind}/${encodeURIComponent(id)}`;
+    if (await this.putInstead()) return this.put(path, ops);
+    try {
+      await c.patch(path, patchBody(ops));
+    } catch (err) {
+      if (!(err instanceof ScimError)) throw err;
+      if (err.status === 501 || err.status === 405) {
+        if (!this.patchRefused) {
+          this.patchRefused = true;
+          c.refuse('PATCH');
+          this.logger.warn({ tenant: this.tenantId, status: err.status }, `the SCIM provider refused PATCH (${err.message}) although /ServiceProviderConfig did not say so: changes go as PUT of the full resource from now on`);
+        }
+        return this.put(path, ops);
+      }
+      const rfc = err.status === 400 && err.scimType === 'noTarget' ? rfcEmailOps(ops, this.config) : null;
+      if (!rfc) throw err;
+      this.logger.debug({ tenant: this.tenantId, path }, 'SCIM user has no work-typed email: the email change is sent again in the RFC form (emails replaced whole)');
+      await c.patch(path, patchBody(rfc));
+    }
+  }
+
+  private async putInstead(): Promise<boolean> {
+    return this.patchRefused || !(await this.client().providerConfig()).patch;
+  }
+
+  /** Read-modify-write chains per resource, so two changes of one group (say) never overwrite each other's. */
+  private readonly puts = new Map<string, Promise<void>>();
+
+  private put(path: string, ops: PatchOperation[]): Promise<void> {
+    const c = this.client();
+    const run = (this.puts.get(path) ?? Promise.resolve()).catch(() => {}).then(async () => {
+      await c.put(path, putResource(await c.get(path), ops));
+    });
+    this.puts.set(path, run);
+    const forget = () => {
+      if (this.puts.get(path) === run) this.puts.delete(path);
+    };
+    run.then(forget, forget);
+    return run;
   }
 
   // ---- helpers ----
@@ -482,6 +580,47 @@ export class ScimTarget implements Target {
       if (!(err instanceof ScimError) || err.status !== 404) throw err;
     }
   }
+}
+
+/** One change to a user's extension list, and the journal operation it comes from. */
+interface ListEdit { seq: number; userId: string; list: ExtensionList; id: string; add: boolean }
+
+/** The extension-list changes of a step of links: segment links, and memberships whose admin role comes or goes. */
+function linkEdits(ops: JournalOperation[], failed: Map<number, string>): ListEdit[] {
+  const edits: ListEdit[] = [];
+  for (const e of ops) {
+    const op = e.op;
+    if ((op.op !== 'link' && op.op !== 'unlink') || failed.has(e.seq)) continue;
+    if (op.entity === 'segmentLink') edits.push({ seq: e.seq, userId: op.userId, list: 'segments', id: op.segmentId, add: op.op === 'link' });
+    else if (op.op === 'link' && (op.role === 'admin' || op.before === 'admin')) edits.push({ seq: e.seq, userId: op.userId, list: 'adminOf', id: op.groupId, add: op.role === 'admin' });
+    else if (op.op === 'unlink' && op.role === 'admin') edits.push({ seq: e.seq, userId: op.userId, list: 'adminOf', id: op.groupId, add: false });
+  }
+  return edits;
+}
+
+/** The users whose lists name a segment or group removed in this step (in the mirror, until it is recorded). */
+function removalEdits(db: Db, tenant: string, done: JournalOperation[]): ListEdit[] {
+  const segmentUsers = db.prepare('SELECT u.external_id FROM dir_segment_links l JOIN dir_users u ON u.id = l.user_id JOIN dir_segments s ON s.id = l.segment_id WHERE s.tenant = ? AND s.external_id = ? AND u.external_id IS NOT NULL').pluck();
+  const adminUsers = db.prepare("SELECT u.external_id FROM dir_memberships m JOIN dir_users u ON u.id = m.user_id JOIN dir_groups g ON g.id = m.group_id WHERE g.tenant = ? AND g.external_id = ? AND m.role = 'admin' AND u.external_id IS NOT NULL").pluck();
+  const edits: ListEdit[] = [];
+  for (const e of done) {
+    const op = e.op;
+    if (op.op !== 'remove' || !op.externalId || op.entity === 'user') continue;
+    const list: ExtensionList = op.entity === 'segment' ? 'segments' : 'adminOf';
+    for (const userId of (op.entity === 'segment' ? segmentUsers : adminUsers).all(tenant, op.externalId) as string[]) {
+      edits.push({ seq: e.seq, userId, list, id: op.externalId, add: false });
+    }
+  }
+  return edits;
+}
+
+/** A user's extension lists as the mirror holds them (external IDs, sorted). */
+export function mirrorLists(db: Db, tenant: string, externalId: string): UserLists {
+  const adminOf = db.prepare("SELECT g.external_id FROM dir_memberships m JOIN dir_users u ON u.id = m.user_id JOIN dir_groups g ON g.id = m.group_id WHERE u.tenant = ? AND u.external_id = ? AND m.role = 'admin' AND g.external_id IS NOT NULL ORDER BY 1")
+    .pluck().all(tenant, externalId) as string[];
+  const segments = db.prepare('SELECT s.external_id FROM dir_segment_links l JOIN dir_users u ON u.id = l.user_id JOIN dir_segments s ON s.id = l.segment_id WHERE u.tenant = ? AND u.external_id = ? AND s.external_id IS NOT NULL ORDER BY 1')
+    .pluck().all(tenant, externalId) as string[];
+  return { segments, adminOf };
 }
 
 const USER_COLUMNS: Record<string, string> = {

@@ -44,6 +44,8 @@ export interface ScimServer {
   forceStatus: number | null;
   /** Faults for the next requests, one each, before the random ones. */
   nextFaults: Faults['kinds'][number][];
+  /** Answer every PATCH with this status (501 Not Implemented, 405 Method Not Allowed), as a provider without PATCH. */
+  refusePatch: 501 | 405 | null;
   /** Requests answered 400 invalidValue (a provider refusing some values). */
   reject: ((req: { method: string; path: string; body: any }) => boolean) | null;
   /** When each request arrived (ms since the epoch), in order. */
@@ -51,7 +53,7 @@ export interface ScimServer {
   /** Keep only requests that changed something (POST/PATCH/PUT/DELETE) and succeeded. */
   writes(): RequestRecord[];
   userByExternalId(externalId: string): Json | undefined;
-  /** Between tests: no resources, no recorded requests, no faults, caps, forced answers or rejecting hook. */
+  /** Between tests: no resources, no recorded requests, no faults, caps, latency, forced answers, PATCH refusal or rejecting hook. */
   reset(): void;
   close(): Promise<void>;
 }
@@ -216,6 +218,7 @@ function declareResources(): void {
     });
 }
 
+const VALUE_FILTER = /^(\w+)\[(\w+) eq ("(?:[^"\\]|\\.)*")\]/;
 const EQ = /^\s*([A-Za-z][\w.:-]*)\s+eq\s+("(?:[^"\\]|\\.)*")\s*$/i;
 
 export async function startScimServer(opts: { token?: string; seed?: number } = {}): Promise<ScimServer> {
@@ -225,7 +228,7 @@ export async function startScimServer(opts: { token?: string; seed?: number } = 
   const app = express();
   const server: ScimServer = {
     url: '', token, users: new IndexedMap({ userName: true, externalId: false }), groups: new IndexedMap({ externalId: false, displayName: false }), requests: [], duplicateMemberAdds: 0,
-    faults: null, pageCap: null, latencyMs: 0, forceStatus: null, nextFaults: [], reject: null, arrivals: [],
+    faults: null, pageCap: null, latencyMs: 0, forceStatus: null, nextFaults: [], reject: null, refusePatch: null, arrivals: [],
     writes: () => server.requests.filter((r) => r.method !== 'GET' && r.status < 300 && !r.fault),
     userByExternalId: (externalId) => server.users.get((server.users as IndexedMap).holder('externalId', externalId) ?? ''),
     reset: () => {
@@ -238,6 +241,8 @@ export async function startScimServer(opts: { token?: string; seed?: number } = 
       server.pageCap = null;
       server.forceStatus = null;
       server.reject = null;
+      server.refusePatch = null;
+      server.latencyMs = 0;
     },
     close: async () => {},
   };
@@ -255,6 +260,10 @@ export async function startScimServer(opts: { token?: string; seed?: number } = 
     const go = () => {
       if (server.forceStatus !== null) {
         res.status(server.forceStatus).type('application/scim+json').send({ schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: String(server.forceStatus), detail: 'token revoked' });
+        return;
+      }
+      if (server.refusePatch !== null && req.method === 'PATCH') {
+        res.status(server.refusePatch).type('application/scim+json').send({ schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: String(server.refusePatch), detail: 'PATCH is not supported' });
         return;
       }
       if (server.reject?.({ method: req.method, path: req.path, body: req.body })) {
@@ -300,7 +309,7 @@ export async function startScimServer(opts: { token?: string; seed?: number } = 
     if (server.latencyMs > 0) setTimeout(go, server.latencyMs);
     else go();
   });
-  app.use((req, _res, next) => {
+  app.use((req, res, next) => {
     const q = req.query as Record<string, unknown>;
     if (server.pageCap !== null && req.method === 'GET' && /^\/scim\/(Users|Groups)\/?$/.test(req.path)) {
       q.count = String(Math.min(Number(q.count ?? server.pageCap), server.pageCap));
@@ -309,6 +318,18 @@ export async function startScimServer(opts: { token?: string; seed?: number } = 
     if (req.method === 'PATCH' && Array.isArray(req.body?.Operations)) {
       for (const op of req.body.Operations) {
         if (op?.path === 'active' && (op.value === 'True' || op.value === 'False')) op.value = op.value === 'True';
+      }
+    }
+    // RFC 7644 §3.5.2.3: a replace whose value filter matches no value is 400 noTarget (scimmy adds one instead).
+    const userPatch = req.method === 'PATCH' ? /^\/scim\/Users\/([^/]+)$/.exec(req.path) : null;
+    const target = userPatch ? server.users.get(decodeURIComponent(userPatch[1])) : undefined;
+    if (target && Array.isArray(req.body?.Operations)) {
+      for (const op of req.body.Operations) {
+        const f = typeof op?.path === 'string' && /^replace$/i.test(op.op) ? VALUE_FILTER.exec(op.path) : null;
+        if (f && !(Array.isArray(target[f[1]]) && target[f[1]].some((v: Json) => v?.[f[2]] === JSON.parse(f[3])))) {
+          res.status(400).type('application/scim+json').send({ schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: '400', scimType: 'noTarget', detail: `Filter '${op.path}' does not match any values` });
+          return;
+        }
       }
     }
     const m = typeof q.filter === 'string' ? EQ.exec(q.filter) : null;

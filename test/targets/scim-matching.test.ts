@@ -87,7 +87,8 @@ describe('matching remote users', () => {
   });
 
   it('/ServiceProviderConfig is read at first use: bulk.maxOperations caps member chunks, filter.maxResults the page size', async () => {
-    const before = SCIMMY.Config.get();
+    // A copy: Config.get() hands out the live object, which set() changes in place.
+    const before = JSON.parse(JSON.stringify(SCIMMY.Config.get()));
     SCIMMY.Config.set({ bulk: { ...before.bulk, supported: true, maxOperations: 30 }, filter: { ...before.filter, maxResults: 10 } });
     try {
       const ws = workspace();
@@ -181,7 +182,8 @@ describe('options', () => {
     server.requests.length = 0;
     await ingest(app, ws, { 'users.csv': usersCsv([{ id: 'u1', title: 'CEO', phone: '', groups: 'dev', segments: 'swe' }]) });
     expect(server.writes()).toHaveLength(1);
-    expect(server.users.get(u.id)![USER_EXTENSION]).toEqual({ title: 'CEO' });
+    // The extension also carries the user's segments (by external ID), sent with the create.
+    expect(server.users.get(u.id)![USER_EXTENSION]).toEqual({ title: 'CEO', segments: ['swe'] });
   });
 
   it('an extension URN the server does not list at /Schemas is warned about once', async () => {
