@@ -52,6 +52,7 @@ export class EmbeddedTarget implements Target {
     return inTransaction(this.db, () => {
       bumpVersion(this.db, tenant);
       const applier = new Applier(this.db, tenant, settings);
+      applier.readTakenUsernames(batch);
       const outcomes = batch.map(({ seq, op, mark }): Outcome => {
         try {
           applier.apply(op, mark);
@@ -226,11 +227,14 @@ function bumpVersion(db: Db, tenant: string): void {
 class Applier {
   private readonly ids = new Map<'group' | 'segment', Map<string, number>>();
   private readonly s;
+  /** Live holders of the usernames a batch of creates asks for (see readTakenUsernames); absent: ask per op. */
+  private taken?: Map<string, { id: number; externalId: string | null }>;
 
   constructor(private readonly db: Db, private readonly tenant: string, private readonly settings: ApplySettings) {
     const insertCols = ['tenant', 'external_id', ...USER_SCALAR_FIELDS.map((f) => USER_COLUMNS[f]), 'synced', 'created_at', 'updated_at'];
     this.s = {
       insertUser: db.prepare(`INSERT INTO dir_users (${insertCols.join(', ')}) VALUES (${insertCols.map(() => '?').join(', ')})`),
+      usernameOwners: db.prepare('SELECT username, id, external_id FROM dir_users WHERE tenant = ? AND removed_at IS NULL AND username IN (SELECT value FROM json_each(?))').raw(),
       usernameOwner: db.prepare('SELECT id, external_id AS externalId FROM dir_users WHERE tenant = ? AND username = ? AND removed_at IS NULL AND (external_id IS NULL OR external_id <> ?) LIMIT 1'),
       restoreUser: db.prepare('UPDATE dir_users SET removed_at = NULL, purge_after = NULL, updated_at = ? WHERE id = ? AND tenant = ?'),
       removeUser: db.prepare('UPDATE dir_users SET removed_at = ?, purge_after = ?, updated_at = ?, synced = NULL WHERE id = ? AND tenant = ? AND removed_at IS NULL'),
@@ -247,6 +251,20 @@ class Applier {
       linkSegment: db.prepare("INSERT INTO dir_segment_links (user_id, segment_id, origin) VALUES (?, ?, 'integration') ON CONFLICT (user_id, segment_id) DO NOTHING"),
       unlinkSegment: db.prepare('DELETE FROM dir_segment_links WHERE user_id = ? AND segment_id = ?'),
     };
+  }
+
+  /**
+   * A batch of creates alone (a first load): who holds the usernames it asks for, in one query instead of one per
+   * user. Only then: no other op of the batch can free or take a username meanwhile, and the batch's own creates
+   * are added as they are applied.
+   */
+  readTakenUsernames(batch: JournalOperation[]): void {
+    if (batch.length < 2 || !batch.every((e) => e.op.op === 'create')) return;
+    const wanted = batch.flatMap((e) => (e.op.op === 'create' && e.op.entity === 'user' ? [e.op.after.username ?? ''] : []));
+    this.taken = new Map();
+    for (const [username, id, externalId] of this.s.usernameOwners.all(this.tenant, JSON.stringify(wanted)) as [string, number, string | null][]) {
+      if (!this.taken.has(username)) this.taken.set(username, { id, externalId });
+    }
   }
 
   /** `mark`: the user's sync mark once this op is done; any other op on a user clears the mark. */
@@ -268,6 +286,7 @@ class Applier {
           const segments = (op.segments ?? []).map((id) => this.resolve('segment', id));
           const values = USER_SCALAR_FIELDS.map((f) => op.after[f] ?? null);
           const id = Number(this.s.insertUser.run(this.tenant, op.externalId, ...values, mark ?? null, now, now).lastInsertRowid);
+          this.taken?.set(op.after.username ?? '', { id, externalId: op.externalId });
           for (const [groupId, role] of groups) this.s.link.run(id, groupId, role);
           for (const segmentId of segments) this.s.linkSegment.run(id, segmentId);
         } else if (op.entity === 'group') {
@@ -323,7 +342,10 @@ class Applier {
   }
 
   private checkUsername(username: string, externalId: string): void {
-    const owner = this.s.usernameOwner.get(this.tenant, username, externalId) as { id: number; externalId: string | null } | undefined;
+    const holder = this.taken?.get(username);
+    const owner = this.taken
+      ? (holder && holder.externalId !== externalId ? holder : undefined)
+      : (this.s.usernameOwner.get(this.tenant, username, externalId) as { id: number; externalId: string | null } | undefined);
     if (owner) throw new OperationError(`username "${username}" is already used by user #${owner.id}${owner.externalId ? ` (external ID "${owner.externalId}")` : ' (created by hand in WT)'}`);
   }
 
