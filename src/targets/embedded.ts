@@ -73,6 +73,8 @@ export class EmbeddedTarget implements Target {
 }
 
 const PAGE = 1000;
+/** Users of a page read one by one before the rest of the page is read at once (see streamUsers). */
+const SINGLE_LOADS = 50;
 
 /**
  * Users in the planner's order, a page at a time: those with an external ID by it (SQLite's BINARY order of UTF-8,
@@ -89,11 +91,11 @@ function* streamUsers(db: Db, tenant: string): Generator<DirectoryUserEntry> {
   const pageOf = (rows: unknown[][]): PagedUser[] => {
     const byId = new Map<number, PagedUser>();
     let single = 0;
-    // A daily run plans a few users spread over every page: those are read one by one. Past a few on one page
-    // (a first load, a check, a rule change) the rest of the page is read at once.
+    // A daily run plans a few users spread over every page (1 % changed: ~10 of each 1,000): those are read one by
+    // one. Past SINGLE_LOADS on one page (a first load, a check, a rule change) the rest of the page is read at once.
     const load = (user: PagedUser) => {
-      const wanted = single < 8 ? [user] : [...byId.values()].filter((u) => !u.details);
-      if (single < 8) single++;
+      const wanted = single < SINGLE_LOADS ? [user] : [...byId.values()].filter((u) => !u.details);
+      if (single < SINGLE_LOADS) single++;
       const ids = JSON.stringify(wanted.map((u) => u.id));
       for (const u of wanted) u.details = { scalars: [], memberships: [], segmentLinks: [] };
       for (const r of scalars.all(ids) as unknown[][]) byId.get(r[0] as number)!.details!.scalars = r;
