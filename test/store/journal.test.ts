@@ -83,6 +83,60 @@ describe('outcomes and the report text', () => {
   });
 });
 
+describe('outcomes as a watermark', () => {
+  const stored = (runId: number) => app.db.prepare('SELECT seq, status FROM journal_ops WHERE run_id = ? ORDER BY seq').raw().all(runId);
+  const shown = (runId: number) => app.db.prepare('SELECT seq, status FROM journal WHERE run_id = ? ORDER BY seq').raw().all(runId);
+  const appliedSeq = (runId: number) => app.db.prepare('SELECT applied_seq FROM runs WHERE id = ?').pluck().get(runId);
+
+  it('a whole batch moves the watermark and writes only its failures; the view shows each status as it is', () => {
+    const runId = createRun(app.db, 'acme', { kind: 'ingest', fileIds: [] }, 'now');
+    const w = new JournalWriter(app.db, runId);
+    for (const id of ['a', 'b', 'c', 'd']) w.add('userUpserts', create(id));
+    w.finish();
+    expect(recordOutcomes(app.db, runId, [{ seq: 1, status: 'done' }, { seq: 2, status: 'failed', error: 'no' }, { seq: 3, status: 'done' }], true)).toBe(3);
+    expect(appliedSeq(runId)).toBe(3);
+    expect(stored(runId)).toEqual([[1, 'planned'], [2, 'failed'], [3, 'planned'], [4, 'planned']]);
+    expect(shown(runId)).toEqual([[1, 'done'], [2, 'failed'], [3, 'done'], [4, 'planned']]);
+    // The same batch recorded again (another process got there first): nothing is recorded.
+    expect(recordOutcomes(app.db, runId, [{ seq: 1, status: 'done' }, { seq: 2, status: 'done' }, { seq: 3, status: 'done' }], true)).toBe(0);
+    expect(shown(runId)).toEqual([[1, 'done'], [2, 'failed'], [3, 'done'], [4, 'planned']]);
+  });
+
+  it('a whole batch after an operation still without outcome is written row by row, the watermark stays', () => {
+    const runId = createRun(app.db, 'acme', { kind: 'ingest', fileIds: [] }, 'now');
+    const w = new JournalWriter(app.db, runId);
+    for (const id of ['a', 'b', 'c', 'd']) w.add('userUpserts', create(id));
+    w.finish();
+    // seq 1 was sent but its outcome never came back (a remote target cut off): it must stay planned.
+    expect(recordOutcomes(app.db, runId, [{ seq: 2, status: 'done' }, { seq: 3, status: 'failed', error: 'no' }], true)).toBe(2);
+    expect(appliedSeq(runId)).toBe(0);
+    expect(shown(runId)).toEqual([[1, 'planned'], [2, 'done'], [3, 'failed'], [4, 'planned']]);
+    expect(plannedBatch(app.db, runId, 0, 10).map((e) => e.seq)).toEqual([1, 4]);
+  });
+
+  it('a database with journals from before the watermark keeps every status after the migration', async () => {
+    const { default: Database } = await import('better-sqlite3');
+    const { MIGRATIONS } = await import('../../src/store/migrations.js');
+    const { migrate } = await import('../../src/store/db.js');
+    const db = new Database(':memory:');
+    db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
+    MIGRATIONS.slice(0, 2).forEach((sql, i) => {
+      db.exec(sql);
+      db.prepare('INSERT INTO schema_migrations VALUES (?, ?)').run(i + 1, 'then');
+    });
+    const runId = createRun(db, 'acme', { kind: 'ingest', fileIds: [] }, 'now');
+    const insert = db.prepare("INSERT INTO journal (run_id, seq, op, entity, entity_id, data, status, error) VALUES (?, ?, 'create', 'user', ?, ?, ?, ?)");
+    const statuses = ['done', 'failed', 'held', 'moot', 'planned'];
+    statuses.forEach((st, i) => insert.run(runId, i + 1, `u${i}`, JSON.stringify(create(`u${i}`)), st, st === 'failed' ? 'no' : null));
+    migrate(db);
+    expect(db.prepare('SELECT seq, status, error FROM journal WHERE run_id = ? ORDER BY seq').raw().all(runId)).toEqual(statuses.map((st, i) => [i + 1, st, st === 'failed' ? 'no' : null]));
+    expect(plannedBatch(db, runId, 0, 10).map((e) => e.seq)).toEqual([5]);
+    expect(recordOutcomes(db, runId, [{ seq: 5, status: 'done' }], true)).toBe(1);
+    expect(db.prepare("SELECT count(*) FROM journal WHERE status = 'done'").pluck().get()).toBe(2);
+    db.close();
+  });
+});
+
 describe('a target cut off in the middle of a batch', () => {
   it('keeps the outcomes it recorded; the next start continues at the first planned op, applying nothing twice', async () => {
     const rows = Array.from({ length: 30 }, (_, i) => ({ id: `u${String(i).padStart(2, '0')}`, groups: 'g1' }));

@@ -1,0 +1,54 @@
+// The embedded target's batch apply: a batch of creates checks usernames with one query (readTakenUsernames), and
+// must decide exactly as the one-query-per-user check does.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { App } from '../../src/app.js';
+import type { Operation } from '../../src/plan/types.js';
+import { addManual, readDirectory } from '../../src/targets/embedded.js';
+import type { JournalOperation, Outcome } from '../../src/targets/target.js';
+import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
+
+let ws: Workspace;
+let app: App;
+const NOW = '2026-02-01T01:00:00.000Z';
+beforeEach(() => {
+  ws = makeWorkspace();
+  ws.tenant('acme');
+  app = ws.open(() => new Date(NOW));
+});
+afterEach(() => ws.cleanup());
+
+const create = (id: string, username: string): Operation => ({ op: 'create', entity: 'user', externalId: id, after: { externalId: id, firstName: 'F', lastName: 'L', username } });
+
+async function apply(ops: Operation[]): Promise<Outcome[]> {
+  const batch: JournalOperation[] = ops.map((op, i) => ({ seq: i + 1, op }));
+  return app.target(app.tenant('acme')).applyBatch('acme', batch, { now: NOW, removalGraceDays: 30 }, () => {});
+}
+
+describe('usernames in a batch of creates', () => {
+  it('refuses a username held by a live user, allows one held only by a removed user, and sees its own creates', async () => {
+    const manual = addManual(app.db, 'acme', NOW);
+    const hand = manual.user({ firstName: 'Hand', lastName: 'Made', username: 'taken@x' });
+    const gone = manual.user({ externalId: 'old', firstName: 'Old', lastName: 'One', username: 'free@x' });
+    app.db.prepare('UPDATE dir_users SET removed_at = ? WHERE id = ?').run(NOW, gone);
+    const outcomes = await apply([create('a', 'taken@x'), create('b', 'free@x'), create('c', 'new@x'), create('d', 'new@x')]);
+    expect(outcomes).toEqual([
+      { seq: 1, status: 'failed', error: `username "taken@x" is already used by user #${hand} (created by hand in WT)` },
+      { seq: 2, status: 'done' },
+      { seq: 3, status: 'done' },
+      { seq: 4, status: 'failed', error: expect.stringMatching(/^username "new@x" is already used by user #\d+ \(external ID "c"\)$/) },
+    ]);
+    const live = readDirectory(app.db, 'acme').users.filter((u) => u.removedAt === null).map((u) => [u.externalId, u.username]);
+    expect(live).toEqual([[null, 'taken@x'], ['b', 'free@x'], ['c', 'new@x']]);
+  });
+
+  it('decides a mixed batch one op at a time: an update that frees a username lets a later create take it', async () => {
+    await apply([create('a', 'x@x')]);
+    const id = readDirectory(app.db, 'acme').users[0].id;
+    const outcomes = await apply([
+      { op: 'update', entity: 'user', externalId: 'a', id, changes: [{ field: 'username', before: 'x@x', after: 'y@x' }] },
+      create('b', 'x@x'),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(['done', 'done']);
+    expect(readDirectory(app.db, 'acme').users.map((u) => [u.externalId, u.username])).toEqual([['a', 'y@x'], ['b', 'x@x']]);
+  });
+});
