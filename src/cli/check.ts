@@ -14,7 +14,7 @@ import type { App } from '../app.js';
 import type { TenantConfig } from '../config/schema.js';
 import { lineToRecord } from '../intake/record-numbers.js';
 import type { Report } from '../report/report.js';
-import { StagingSink, stagingOptions } from '../snapshot/staging.js';
+import { StagingSink } from '../snapshot/staging.js';
 import { replayArchive } from '../sources/api.js';
 import { fetchArchive, readFetchRecord } from '../sources/run-fetch.js';
 import { FetchError } from '../sources/source.js';
@@ -76,9 +76,9 @@ export async function checkFiles(app: App, tenant: TenantConfig, files: CheckInp
       }
       const spec = tenant.files[match.type]!;
       // Staged into a private file, as a received file is, but never moved into the store.
-      const sink = new StagingSink(app.config.paths.tmpDir, stagingOptions(match.type, entry.size));
+      const sink = new StagingSink(app.config.paths.tmpDir);
       staged.push(sink);
-      const result = await parseFile(fs.createReadStream(file.path, { highWaterMark: 1 << 20 }), sink, { type: match.type, spec, fileName: name, maxInvalidRowPercent: tenant.safeguards.maxInvalidRowPercent });
+      const result = await parseFile(fs.createReadStream(file.path), sink, { type: match.type, spec, fileName: name, maxInvalidRowPercent: tenant.safeguards.maxInvalidRowPercent });
       sink.finish();
       problems.push(...(file.recordNumbers ? result.problems.map(lineToRecord) : result.problems));
       Object.assign(entry, { status: result.status, dataRows: result.dataRows, validRows: result.validRows });

@@ -6,7 +6,7 @@ import type { App } from '../app.js';
 import type { TenantConfig } from '../config/schema.js';
 import type { FileType, Problem } from '../model.js';
 import { parseFile } from '../parse/parse-file.js';
-import { StagingSink, stagingOptions } from '../snapshot/staging.js';
+import { StagingSink } from '../snapshot/staging.js';
 import { finishFile, lastAcceptedFile, recordFile, supersedeCutOffRecords } from '../store/files.js';
 import { commitSnapshot } from '../store/snapshots.js';
 import type { ReportFile } from '../report/report.js';
@@ -74,7 +74,7 @@ export async function receiveFile(app: App, tenant: TenantConfig, file: string, 
   }
 
   const spec = tenant.files[match.type]!;
-  const sink = new StagingSink(app.config.paths.tmpDir, stagingOptions(match.type, size));
+  const sink = new StagingSink(app.config.paths.tmpDir);
   try {
     const result = await parseFile(fs.createReadStream(file, { highWaterMark: 1 << 20 }), sink, {
       type: match.type,

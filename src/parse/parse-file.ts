@@ -15,9 +15,6 @@ import { Utf8Error, Utf8Guard } from './utf8.js';
 
 export interface DuplicateConflict { field: 'externalId' | 'username'; firstLine: number }
 
-/** A duplicate a sink found after `add` returned (a sink that stores on another thread): reported at `settle`. */
-export interface DeferredConflict { line: number; externalId: string; username: string | null; conflict: DuplicateConflict }
-
 /** Receives each valid row as soon as it is known valid (streaming). Implementations: in-memory (src/parse/memory-sink.ts) and SQLite. */
 export interface RowSink {
   /**
@@ -25,10 +22,6 @@ export interface RowSink {
    * was already stored — in which case nothing is stored (a row is kept whole or not at all).
    */
   add(record: EntityRecord, line: number): DuplicateConflict | null;
-  /** Optional backpressure: a promise when the sink needs the parser to wait before more rows. */
-  ready?(): Promise<void> | undefined;
-  /** Optional, for a sink that stores on another thread: waits until every row is stored; the duplicates it found. */
-  settle?(): Promise<DeferredConflict[]>;
 }
 
 export interface ParseOptions {
@@ -150,16 +143,6 @@ class FileRun {
     if (conflict === null) { this.validRows++; return; }
     this.invalidRows++;
     this.problems.push(duplicateProblem(this.file, line, record, conflict, idColumn, this.header!, this.opts.spec));
-  }
-
-  /** Duplicates the sink found after accepting their rows: counted and reported as if found at once. */
-  onDeferredConflicts(conflicts: DeferredConflict[]): void {
-    for (const c of conflicts) {
-      this.validRows--;
-      this.invalidRows++;
-      const record = { externalId: c.externalId, ...(c.username === null ? {} : { username: c.username }) } as EntityRecord;
-      this.problems.push(duplicateProblem(this.file, c.line, record, c.conflict, this.mapper!.idColumn, this.header!, this.opts.spec));
-    }
   }
 
   private onGroup(record: GroupEntry['record'] | null, cells: CsvRow, line: number): void {
@@ -303,21 +286,14 @@ export async function parseFile(input: Readable, sink: RowSink, opts: ParseOptio
   const guard = new Utf8Guard(opts.onProgress);
   const csv = new CsvRowStream();
   const run = new FileRun(sink, opts, guard);
-  // A sink that fails on its own thread: its error, not the AbortError of the stages it brings down.
-  let sinkError: unknown;
   try {
     // Pulling rows with for-await gives backpressure end to end: the file is read only
     // as fast as rows are validated and stored.
     await pipeline(input, guard, csv, async (batches: AsyncIterable<CsvRow[]>) => {
-      for await (const batch of batches) {
-        for (const row of batch) run.row(row);
-        const wait = sink.ready?.();
-        if (wait) await wait.catch((err: unknown) => { sinkError = err; throw err; });
-      }
+      for await (const batch of batches) for (const row of batch) run.row(row);
     });
-    if (sink.settle && !run.stopped) run.onDeferredConflicts(await sink.settle());
   } catch (err) {
-    run.onError(sinkError ?? err);
+    run.onError(err);
   }
   if (csv.syntaxError !== null && !run.stopped) run.onSyntaxError(csv.syntaxError);
   return run.finish();

@@ -1,18 +1,12 @@
 // Valid rows stream into a private SQLite file while a file is parsed: memory stays flat however large the
 // file, and nothing reaches the service database until the whole file is accepted. Then `commitSnapshot`
 // moves this file into place as the snapshot's rows; a rejected file's staging file is deleted.
-//
-// A large file is staged on a second thread (src/snapshot/staging-worker.ts): parsing and validating rows on one
-// core while the other writes them takes about 40 % off receiving 100k users. Duplicates are then found on the
-// writing thread and handed back when the file ends (RowSink.settle), in the same order and with the same lines.
 import Database from 'better-sqlite3';
 import { hash as digest } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { EntityRecord } from '../model.js';
-import { Worker } from 'node:worker_threads';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { DeferredConflict, DuplicateConflict, RowSink } from '../parse/parse-file.js';
+import type { DuplicateConflict, RowSink } from '../parse/parse-file.js';
 
 /**
  * Exact duplicate detection in a few bytes per row: an open-addressing table of (hash, line) pairs. A hash match
@@ -66,16 +60,18 @@ function hash(s: string): number {
   return h >>> 0;
 }
 
-/** The rows file being written: the one writer of a staging file, on the parsing thread or on its own. */
-export class StagingFile {
+export class StagingSink implements RowSink {
+  readonly file: string;
   private readonly db: Database.Database;
   private readonly insert: Database.Statement;
   private readonly ids: LineIndex;
   private readonly usernames: LineIndex;
   rows = 0;
 
-  constructor(readonly file: string) {
-    this.db = new Database(file);
+  constructor(dir: string) {
+    fs.mkdirSync(dir, { recursive: true });
+    this.file = path.join(dir, `staging-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.sqlite`);
+    this.db = new Database(this.file);
     // A throwaway file: no journal, no fsync, one connection.
     this.db.pragma('journal_mode = OFF');
     this.db.pragma('synchronous = OFF');
@@ -91,15 +87,17 @@ export class StagingFile {
     this.db.exec('BEGIN');
   }
 
-  /** Stores a row (its record as JSON and that text's hash), or returns the conflict with an earlier row; nothing is stored then. */
-  add(line: number, externalId: string, username: string | null, data: string, hash: string): DuplicateConflict | null {
-    const firstId = this.ids.claim(externalId, line);
+  add(record: EntityRecord, line: number): DuplicateConflict | null {
+    const firstId = this.ids.claim(record.externalId, line);
     if (firstId !== null) return { field: 'externalId', firstLine: firstId };
+    const username = 'username' in record ? record.username : null;
     if (username !== null) {
       const firstUser = this.usernames.claim(username, line);
       if (firstUser !== null) return { field: 'username', firstLine: firstUser };
     }
-    this.insert.run(line, externalId, username, data, hash);
+    const data = JSON.stringify(record);
+    // One-shot hash: createHash() per row costs twice as much at 100k rows.
+    this.insert.run(line, record.externalId, username, data, digest('sha1', data, 'base64'));
     this.rows++;
     return null;
   }
@@ -112,161 +110,9 @@ export class StagingFile {
     this.db.close();
   }
 
-  close(): void {
-    if (this.db.open) this.db.close();
-  }
-}
-
-/** Rows per message to the writing thread, and messages in flight before the parser waits for it. */
-const ROWS_PER_MESSAGE = 512;
-const MESSAGES_IN_FLIGHT = 8;
-
-/** From this size a users file is staged on a second thread (below it, starting the thread costs more than it saves). */
-export const THREADED_STAGING_BYTES = 4 << 20;
-
-/** How to stage a file of this type and size. */
-export function stagingOptions(type: string, bytes: number): StagingOptions {
-  return { threaded: type === 'users' && bytes >= THREADED_STAGING_BYTES };
-}
-
-export interface StagingOptions {
-  /** Write on a second thread (large users files); duplicates are then reported by `settle`. */
-  threaded?: boolean;
-}
-
-export class StagingSink implements RowSink {
-  readonly file: string;
-  private readonly inline?: StagingFile;
-  private readonly writer?: StagingThread;
-
-  constructor(dir: string, opts: StagingOptions = {}) {
-    fs.mkdirSync(dir, { recursive: true });
-    this.file = path.join(dir, `staging-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.sqlite`);
-    if (opts.threaded) this.writer = new StagingThread(this.file);
-    else this.inline = new StagingFile(this.file);
-  }
-
-  get rows(): number {
-    return this.inline?.rows ?? this.writer!.rows;
-  }
-
-  add(record: EntityRecord, line: number): DuplicateConflict | null {
-    const username = 'username' in record ? record.username : null;
-    const data = JSON.stringify(record);
-    // One-shot hash: createHash() per row costs twice as much at 100k rows. Made here, not on the writing thread,
-    // which is the slower of the two.
-    const hash = digest('sha1', data, 'base64');
-    if (this.inline) return this.inline.add(line, record.externalId, username, data, hash);
-    this.writer!.add([line, record.externalId, username, data, hash]);
-    return null;
-  }
-
-  ready(): Promise<void> | undefined {
-    return this.writer?.ready();
-  }
-
-  async settle(): Promise<DeferredConflict[]> {
-    return this.writer ? this.writer.finish() : [];
-  }
-
-  /** Ends writing; the file stays for `commitSnapshot` to move into place (a threaded file was finished by `settle`). */
-  finish(): void {
-    this.inline?.finish();
-  }
-
   /** Drops the staged rows (nothing to do once `commitSnapshot` moved them); safe to call more than once. */
   discard(): void {
-    this.inline?.close();
-    this.writer?.stop();
+    if (this.db.open) this.db.close();
     for (const suffix of ['', '-journal', '-wal', '-shm']) fs.rmSync(this.file + suffix, { force: true });
-  }
-}
-
-/** A row as it goes to the writing thread. */
-export type StagingRow = [line: number, externalId: string, username: string | null, data: string, hash: string];
-
-/** The worker's messages: `ack` per batch of rows stored, then `done` with the duplicates, or `error`. */
-export type StagingReply = { type: 'ack'; rows: number } | { type: 'done'; rows: number; conflicts: DeferredConflict[] } | { type: 'error'; message: string };
-
-/** A staging file written by src/snapshot/staging-worker.ts; rows go in batches, with backpressure. */
-class StagingThread {
-  private readonly worker: Worker;
-  private batch: StagingRow[] = [];
-  private inFlight = 0;
-  private waiting?: { resolve: () => void; reject: (e: Error) => void };
-  private done?: { resolve: (c: DeferredConflict[]) => void; reject: (e: Error) => void };
-  private failure?: Error;
-  finished = false;
-  rows = 0;
-
-  constructor(file: string) {
-    const here = import.meta.url;
-    // From the sources (tests, tsx) the worker is TypeScript too and needs tsx's loader; built, it is plain JS.
-    const fromSources = here.endsWith('.ts');
-    const url = new URL(fromSources ? './staging-worker.ts' : './staging-worker.js', here);
-    const tsx = pathToFileURL(path.join(path.dirname(fileURLToPath(here)), '../../node_modules/tsx/dist/esm/api/index.mjs')).href;
-    this.worker = fromSources
-      ? new Worker(`import(${JSON.stringify(tsx)}).then((t) => t.tsImport(${JSON.stringify(url.href)}, ${JSON.stringify(here)}))`, { eval: true, workerData: { file } })
-      : new Worker(url, { workerData: { file } });
-    this.worker.on('message', (m: StagingReply) => this.onReply(m));
-    this.worker.on('error', (err) => this.fail(err));
-    this.worker.on('exit', (code) => {
-      if (!this.finished) this.fail(new Error(`the staging thread stopped (exit code ${code})`));
-    });
-  }
-
-  add(row: StagingRow): void {
-    this.batch.push(row);
-    if (this.batch.length >= ROWS_PER_MESSAGE) this.flush();
-  }
-
-  ready(): Promise<void> | undefined {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.inFlight < MESSAGES_IN_FLIGHT) return undefined;
-    return new Promise((resolve, reject) => { this.waiting = { resolve, reject }; });
-  }
-
-  finish(): Promise<DeferredConflict[]> {
-    this.flush();
-    return new Promise((resolve, reject) => {
-      if (this.failure) return reject(this.failure);
-      this.done = { resolve, reject };
-      this.worker.postMessage({ type: 'finish' });
-    });
-  }
-
-  stop(): void {
-    this.finished = true;
-    void this.worker.terminate();
-  }
-
-  private flush(): void {
-    if (this.batch.length === 0) return;
-    this.worker.postMessage({ type: 'rows', rows: this.batch });
-    this.inFlight++;
-    this.batch = [];
-  }
-
-  private onReply(m: StagingReply): void {
-    if (m.type === 'error') return this.fail(new Error(m.message));
-    this.rows = m.rows;
-    if (m.type === 'ack') {
-      this.inFlight--;
-      const w = this.waiting;
-      this.waiting = undefined;
-      w?.resolve();
-      return;
-    }
-    this.finished = true;
-    void this.worker.terminate();
-    this.done?.resolve(m.conflicts);
-  }
-
-  private fail(err: Error): void {
-    this.failure ??= err;
-    this.waiting?.reject(err);
-    this.done?.reject(err);
-    this.waiting = undefined;
-    this.done = undefined;
   }
 }
