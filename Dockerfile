@@ -29,4 +29,4 @@ EXPOSE 2222 8080
 # Exec form: node is PID 1 and gets docker stop's SIGTERM itself (it finishes uploads and runs, then exits 0).
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.WT_SYNC_HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-CMD ["node", "--max-semi-space-size=32", "dist/cli.js", "serve"]
+CMD ["node", "--max-semi-space-size=16", "dist/cli.js", "serve"]

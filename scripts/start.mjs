@@ -23,6 +23,6 @@ if (!fs.existsSync(entry) || fs.statSync(entry).mtimeMs < newest(path.join(root,
 }
 
 const args = process.argv.slice(2);
-const child = spawn(process.execPath, ['--max-semi-space-size=32', entry, 'serve', ...args], { stdio: 'inherit' });
+const child = spawn(process.execPath, ['--max-semi-space-size=16', entry, 'serve', ...args], { stdio: 'inherit' });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
