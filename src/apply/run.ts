@@ -6,7 +6,7 @@ import type { Problem } from '../model.js';
 import { buildReport, countsOf, streamedReport, type Report, type ReportFile } from '../report/report.js';
 import { publish } from '../report/publish.js';
 import { attachFilesToRun, getFile, markInterrupted, unreconciledFiles } from '../store/files.js';
-import { appendToJournal, journalCounts, journalEntries, journalSource, runInProgress, storedPlan } from '../store/journal.js';
+import { appendToJournal, journalCounts, journalEntries, journalSource, pruneJournals, runInProgress, storedPlan } from '../store/journal.js';
 import { createRun, finishRun, getRun, heldRemovalIds, pendingRuns, runSummary, setRunStatus, supersedeHeldRuns, unpublishedRunIds, type RunTrigger } from '../store/runs.js';
 import { removeOrphanSnapshotFiles } from '../store/snapshots.js';
 import type { Target } from '../targets/target.js';
@@ -91,7 +91,22 @@ async function applyAndReport(
   })();
   if (quarantine) app.logger.error({ tenant: tenant.id, runId, status, reason: quarantine.reason, counts: summary.counts }, 'run stopped: target quarantined');
   else app.logger.info({ tenant: tenant.id, runId, status, counts: summary.counts }, 'run finished');
-  return publish(app, report);
+  publish(app, report);
+  pruneOldJournals(app, tenant.id);
+  return report;
+}
+
+/** After a run: the journals of the tenant's runs finished more than `journalDays` ago are dropped (docs/engine.md). */
+function pruneOldJournals(app: App, tenant: string): void {
+  const now = app.now();
+  const before = new Date(now.getTime() - app.config.service.journalDays * 86_400_000).toISOString();
+  try {
+    const pruned = pruneJournals(app.db, tenant, before, now.toISOString());
+    if (pruned.length) app.logger.info({ tenant, runs: pruned, journalDays: app.config.service.journalDays }, 'old journals dropped');
+  } catch (err) {
+    // Housekeeping never fails the run it follows; the next run tries again.
+    app.logger.warn({ tenant, err }, 'old journals could not be dropped');
+  }
 }
 
 function quarantineProblem(tenant: string, q: { reason: string; since: string }): Problem {

@@ -162,6 +162,8 @@ export const serviceSchema = z.strictObject({
     })),
   /** Days processed files stay in each tenant's archive. */
   archiveDays: z.number().int().min(0).default(30),
+  /** Days a finished run keeps its journal (its operations); its summary and counts stay. Held and unfinished runs keep theirs. */
+  journalDays: z.number().int().min(1).default(90),
   http: z
     .strictObject({
       host: z.string().default('127.0.0.1'),

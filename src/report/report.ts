@@ -46,6 +46,8 @@ export interface Report {
   safeguard: SafeguardCheck | null;
   operations: ReportOperation[];
   problems: Problem[];
+  /** Set on a stored run past `journalDays`: its operations were dropped then (the published report has them). */
+  operationsPrunedAt?: string;
 }
 
 const COUNTER = { create: 'created', update: 'updated', remove: 'removed', restore: 'restored', purge: 'purged', link: 'linked', unlink: 'unlinked' } as const;

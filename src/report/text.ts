@@ -58,6 +58,7 @@ function opLine(o: ReportOperation): string {
 /** The report as text, line by line (each with its newline): reports of a first load can run to millions of lines. */
 export function* reportLines(r: Report): Generator<string> {
   yield* reportHeadLines(r);
+  if (r.operationsPrunedAt) yield `\noperations: dropped from the service's database on ${r.operationsPrunedAt} (journalDays); the report published in /reports/ at the time lists them\n`;
   let first = true;
   for (const o of operationsOf(r)) {
     if (first) yield OPERATIONS_TITLE;

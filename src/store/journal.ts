@@ -210,6 +210,21 @@ export function* journalEntriesWithJson(db: Db, runId: number): Generator<[Journ
   for (const [seq, data, status, error] of journalRows(db, runId)) yield [entryOf(seq, data, status, error), jsonOf(seq, data, status, error)];
 }
 
+/**
+ * Drops the journals of a tenant's runs finished before `before`: a first load of 1M users writes ~450 MB of them,
+ * which nothing needs once the run is over (its report was published with every operation, its summary and counts
+ * stay on the run). Held runs keep theirs (an approval reads them), unfinished ones too. SQLite reuses the freed
+ * pages, so the database stops growing rather than shrinking. Returns the runs pruned.
+ */
+export function pruneJournals(db: Db, tenant: string, before: string, now: string): number[] {
+  const runs = db.prepare("SELECT id FROM runs WHERE tenant = ? AND status NOT IN ('pending', 'held') AND finished_at < ? AND journal_pruned_at IS NULL ORDER BY id")
+    .pluck().all(tenant, before) as number[];
+  const drop = db.prepare('DELETE FROM journal_ops WHERE run_id = ?');
+  const mark = db.prepare('UPDATE runs SET journal_pruned_at = ? WHERE id = ?');
+  for (const id of runs) db.transaction(() => { drop.run(id); mark.run(now, id); })();
+  return runs;
+}
+
 /** A run's journal as a report's operations. */
 export function journalSource(db: Db, runId: number): OperationsSource {
   return { entries: () => journalEntries(db, runId), json: () => journalJson(db, runId), both: () => journalEntriesWithJson(db, runId) };

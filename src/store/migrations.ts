@@ -160,4 +160,8 @@ export const MIGRATIONS: string[] = [
       j.error, j.mark
     FROM journal_ops j JOIN runs r ON r.id = j.run_id;
   `,
+  `
+  -- When a finished run's journal was dropped after journalDays (its summary and counts stay; docs/engine.md).
+  ALTER TABLE runs ADD COLUMN journal_pruned_at TEXT;
+  `,
 ];

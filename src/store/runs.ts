@@ -22,15 +22,19 @@ export interface RunRow {
   report: Report | null;
 }
 
-const SELECT = 'SELECT id, tenant, status, trigger, created_at AS createdAt, finished_at AS finishedAt, report FROM runs';
+const SELECT = 'SELECT id, tenant, status, trigger, created_at AS createdAt, finished_at AS finishedAt, report, journal_pruned_at AS journalPrunedAt FROM runs';
 
 function toRun(db: Db, r: Record<string, unknown> | undefined): RunRow | undefined {
   if (!r) return undefined;
   const id = r.id as number;
   const summary = r.report ? (JSON.parse(r.report as string) as Omit<Report, 'operations'>) : null;
   // Operations stream from the journal; runs stored before it keep theirs in run_operations.
-  const report = summary && (hasJournal(db, id) ? streamedReport(summary, journalSource(db, id)) : { ...summary, operations: legacyOperations(db, id) });
-  return { ...(r as unknown as RunRow), trigger: JSON.parse(r.trigger as string), report };
+  // A run past journalDays has no operations left here (its published report has them).
+  const pruned = r.journalPrunedAt as string | null;
+  const report = summary && (pruned ? { ...summary, operations: [], operationsPrunedAt: pruned }
+    : hasJournal(db, id) ? streamedReport(summary, journalSource(db, id)) : { ...summary, operations: legacyOperations(db, id) });
+  const { journalPrunedAt: _p, ...row } = r;
+  return { ...(row as unknown as RunRow), trigger: JSON.parse(r.trigger as string), report };
 }
 
 /** Operations of runs finished before the journal existed (schema version 1). */

@@ -7,9 +7,13 @@ import type { App } from '../../src/app.js';
 import { receiveFile } from '../../src/intake/receive.js';
 import type { Operation } from '../../src/plan/types.js';
 import {
-  holdUserRemovals, journalEntries, journalJson, JournalWriter, plannedBatch, recordOutcomes,
+  holdUserRemovals, journalEntries, journalJson, JournalWriter, plannedBatch, pruneJournals, recordOutcomes,
 } from '../../src/store/journal.js';
-import { createRun } from '../../src/store/runs.js';
+import { createRun, getRun } from '../../src/store/runs.js';
+import { reportLines } from '../../src/report/text.js';
+import { tenantDirs } from '../../src/app.js';
+import fs from 'node:fs';
+import path from 'node:path';
 import { directoryView } from '../../src/targets/directory-view.js';
 import { readDirectory } from '../../src/targets/embedded.js';
 import type { Target } from '../../src/targets/target.js';
@@ -250,5 +254,50 @@ describe('two processes on one tenant', () => {
     expect(readDirectory(app.db, 'acme').users.map((u) => u.externalId)).toEqual(rows.map((r) => r.id));
     expect(app.db.prepare("SELECT status, count(*) AS n FROM journal GROUP BY status").all()).toEqual([{ status: 'done', n: 12 }]);
     expect((app.db.prepare("SELECT status FROM runs").pluck().all())).toEqual(['applied']);
+  });
+});
+
+describe('journal retention (journalDays)', () => {
+  it('drops the journals of runs finished more than journalDays ago after the next run; summaries and counts stay', async () => {
+    let clock = new Date('2026-01-01T01:00:00Z');
+    const timed = ws.open(() => clock);
+    const tenant = timed.tenant('acme');
+    const rows = Array.from({ length: 5 }, (_, i) => ({ id: `r${i}` }));
+    const first = (await reconcile(timed, tenant, { kind: 'ingest', fileIds: [(await receiveFile(timed, tenant, ws.file('users.csv', usersCsv(rows)))).id] }))!;
+    expect(timed.db.prepare('SELECT count(*) FROM journal_ops WHERE run_id = ?').pluck().get(first.runId)).toBe(5);
+    const published = fs.readdirSync(tenantDirs(timed.config.paths, 'acme').reports).filter((f) => f.endsWith(`-run-${first.runId}.json`));
+
+    // Day 30: a run, but the first is only 30 days old: kept (the default is 90 days).
+    clock = new Date('2026-01-31T01:00:00Z');
+    await reconcile(timed, tenant, { kind: 'ingest', fileIds: [(await receiveFile(timed, tenant, ws.file('users.csv', usersCsv(rows.slice(1))))).id] });
+    expect(timed.db.prepare('SELECT count(*) FROM journal_ops WHERE run_id = ?').pluck().get(first.runId)).toBe(5);
+
+    // Day 95: the next run drops the first run's journal, not its own nor the one of day 30.
+    clock = new Date('2026-04-06T01:00:00Z');
+    const third = (await reconcile(timed, tenant, { kind: 'ingest', fileIds: [(await receiveFile(timed, tenant, ws.file('users.csv', usersCsv(rows.slice(2))))).id] }))!;
+    expect(timed.db.prepare('SELECT run_id, count(*) FROM journal_ops GROUP BY run_id ORDER BY run_id').raw().all()).toEqual([[first.runId + 1, 1], [third.runId, 1]]);
+    const old = getRun(timed.db, first.runId)!;
+    expect(old.report).toMatchObject({ status: 'applied', counts: { created: 5 }, operations: [], operationsPrunedAt: '2026-04-06T01:00:00.000Z' });
+    expect([...reportLines(old.report!)].join('')).toMatch(/operations: dropped from the service's database on 2026-04-06T01:00:00.000Z \(journalDays\)/);
+    // The customer's copy is untouched.
+    const copy = JSON.parse(fs.readFileSync(path.join(tenantDirs(timed.config.paths, 'acme').reports, published[0]), 'utf8'));
+    expect(copy.operations).toHaveLength(5);
+    expect(getRun(timed.db, third.runId)!.report!.operations).toHaveLength(1);
+  });
+
+  it('never drops the journal of a held run (an approval needs it) or of a run still being applied', () => {
+    const old = '2025-01-01T00:00:00.000Z';
+    const runs = (['applied', 'held', 'pending', 'superseded'] as const).map((status) => {
+      const id = createRun(app.db, 'acme', { kind: 'ingest', fileIds: [] }, old);
+      const w = new JournalWriter(app.db, id);
+      w.add('userRemovals', remove(`x${id}`, id));
+      w.finish();
+      app.db.prepare('UPDATE runs SET status = ?, finished_at = ? WHERE id = ?').run(status, status === 'pending' ? null : old, id);
+      return id;
+    });
+    expect(pruneJournals(app.db, 'acme', '2026-01-01T00:00:00.000Z', '2026-02-01T00:00:00.000Z')).toEqual([runs[0], runs[3]]);
+    expect(app.db.prepare('SELECT run_id FROM journal_ops ORDER BY run_id').pluck().all()).toEqual([runs[1], runs[2]]);
+    expect(pruneJournals(app.db, 'acme', '2026-01-01T00:00:00.000Z', '2026-02-01T00:00:00.000Z')).toEqual([]);
+    expect(pruneJournals(app.db, 'other', '2027-01-01T00:00:00.000Z', '2027-01-01T00:00:00.000Z')).toEqual([]);
   });
 });
