@@ -10,6 +10,7 @@ import { addManual, readDirectory } from '../../src/targets/embedded.js';
 import { directoryView } from '../../src/targets/directory-view.js';
 import { getFile, listFiles, recordFile } from '../../src/store/files.js';
 import { getRun, listRuns } from '../../src/store/runs.js';
+import { reportJson, reportLines } from '../../src/report/text.js';
 import { makeWorkspace, SEED, usersCsv, type Workspace } from '../helpers/workspace.js';
 
 const GROUPS = 'Group name;GroupID;Parent groupID\nProduct;prod;\nDev;dev;prod\nSales;sales;\n';
@@ -270,6 +271,20 @@ describe('tenant rules against hand-made entries in WT', () => {
     expect(failed.map((o) => o.op)).toEqual(['create']);
     expect(failed[0].error).toMatch(/username "u1@example.com" is already used/);
     expect(user('u2')).toMatchObject({ memberOf: ['dev'] });
+  });
+});
+
+describe('the published report', () => {
+  it('is written from one read of the journal with the same bytes as the text and JSON the CLI and API stream', async () => {
+    addManual(app.db, 'acme', clock.toISOString()).user({ firstName: 'Hand', lastName: 'Made', username: 'u1@example.com' });
+    const r = (await ingest({ 'groups.csv': GROUPS, 'segments.csv': SEGMENTS, 'users.csv': usersCsv([{ id: 'u1', groups: 'dev' }, { id: 'u2', groups: 'dev,sales', admin: 'dev', segments: 'swe' }]) }))!;
+    expect(r.counts).toMatchObject({ failed: 1, created: 1 + 3 + 2 });
+    const dir = tenantDirs(app.config.paths, 'acme').reports;
+    const base = fs.readdirSync(dir).find((f) => f.endsWith(`-run-${r.runId}.txt`))!.slice(0, -4);
+    const stored = getRun(app.db, r.runId)!.report!;
+    expect(fs.readFileSync(path.join(dir, `${base}.txt`), 'utf8')).toBe([...reportLines(stored)].join(''));
+    expect(fs.readFileSync(path.join(dir, `${base}.json`), 'utf8')).toBe([...reportJson(stored)].join(''));
+    expect(JSON.parse(fs.readFileSync(path.join(dir, `${base}.json`), 'utf8')).operations.map((o: { status: string }) => o.status)).toEqual(['done', 'done', 'done', 'done', 'done', 'failed', 'done']);
   });
 });
 
