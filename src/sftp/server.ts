@@ -510,15 +510,25 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<RunningS
   log.info({ event: 'listening', host: opts.host, port, hostKeyFingerprint: fingerprintOfBlob(hk.getPublicSSH()) }, 'SFTP server listening');
 
   let closing: Promise<void> | undefined;
+  /** At shutdown, how long a client whose upload just completed may take to leave by itself. */
+  const UPLOAD_SETTLE_MS = 1000;
   async function close(graceMs = 10_000): Promise<void> {
     shuttingDown = true;
     const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
     const deadline = Date.now() + graceMs;
+    // A connection whose upload was still in flight gets a moment after it completes to read the answer and leave
+    // by itself: ended at once, its client (OpenSSH sftp) reports the lost connection, exit 255, for a good upload.
+    const settleMs = Math.min(UPLOAD_SETTLE_MS, graceMs);
+    const uploadEnded = new Map<Conn, number>();
     for (;;) {
+      const now = Date.now();
       for (const conn of conns) {
         let writes = 0;
         for (const s of conn.sessions) writes += s.openWrites;
-        if (writes === 0) endConn(conn);
+        if (writes > 0) uploadEnded.set(conn, Infinity);
+        else if (uploadEnded.get(conn) === Infinity) uploadEnded.set(conn, now);
+        const ended = uploadEnded.get(conn);
+        if (writes === 0 && (ended === undefined || now - ended >= settleMs)) endConn(conn);
       }
       if (conns.size === 0 || Date.now() >= deadline) break;
       await new Promise((r) => setTimeout(r, 50));
