@@ -2,39 +2,26 @@
 // of the groups a user administers). Sent on create and adopt; a change of either is a PATCH of just that attribute;
 // a removed segment or group leaves its users' lists; drift compares them.
 import SCIMMY from 'scimmy';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { readDirectory } from '../../src/targets/embedded.js';
 import { driftLines, scimDrift } from '../../src/targets/scim-drift.js';
 import type { ScimTarget } from '../../src/targets/scim.js';
-import { startScimServer, USER_EXTENSION, type ScimServer } from '../helpers/scim-server.js';
-import { makeWorkspace, usersCsv, type Workspace } from '../helpers/workspace.js';
-import { expectedRemote, ingest, remoteState, scimTarget, TOKEN_ENV } from './scim-helpers.js';
+import { USER_EXTENSION, type ScimServer } from '../helpers/scim-server.js';
+import { usersCsv, type Workspace } from '../helpers/workspace.js';
+import { expectedRemote, ingest, remoteState, useScimServer } from './scim-helpers.js';
 
 let server: ScimServer;
-const spaces: Workspace[] = [];
 const GROUPS = 'Group name;GroupID;Parent groupID\nProduct;prod;\nDev;dev;prod\nOps;ops;\n';
 const SEGMENTS = 'SegmentName;SegmentID\nSweden;swe\nNorway;nor\n';
 
-beforeAll(async () => {
-  server = await startScimServer();
-  process.env[TOKEN_ENV] = server.token;
-});
-afterAll(async () => {
-  await server.close();
-  for (const ws of spaces) ws.cleanup();
-});
-afterEach(() => server.reset());
+const scimWorkspace = useScimServer((s) => (server = s));
 
 function workspace(extra: Record<string, unknown> = {}): Workspace {
-  const ws = makeWorkspace();
-  spaces.push(ws);
-  ws.tenant('acme', {
-    target: scimTarget(server, { userExtension: USER_EXTENSION, ...extra }),
+  return scimWorkspace({ userExtension: USER_EXTENSION, ...extra }, {
     rules: { membershipUpdate: 'overwrite', segmentConnectionUpdate: 'overwrite' },
     safeguards: { maxRemovals: 10, maxRemovalPercent: 100 },
   });
-  return ws;
 }
 
 /** A remote user's extension attributes (the server drops an empty extension). */

@@ -3,31 +3,15 @@
 // work-typed email (400 noTarget) is sent once more in the RFC form.
 import pino from 'pino';
 import SCIMMY from 'scimmy';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openApp } from '../../src/app.js';
-import { startScimServer, type ScimServer } from '../helpers/scim-server.js';
-import { makeWorkspace, usersCsv, type Workspace } from '../helpers/workspace.js';
-import { examples, expectedRemote, ingest, remoteState, scimTarget, TOKEN_ENV } from './scim-helpers.js';
+import type { ScimServer } from '../helpers/scim-server.js';
+import { usersCsv, type Workspace } from '../helpers/workspace.js';
+import { examples, expectedRemote, ingest, remoteState, useScimServer } from './scim-helpers.js';
 
 let server: ScimServer;
-const spaces: Workspace[] = [];
 
-beforeAll(async () => {
-  server = await startScimServer();
-  process.env[TOKEN_ENV] = server.token;
-});
-afterAll(async () => {
-  await server.close();
-  for (const ws of spaces) ws.cleanup();
-});
-afterEach(() => server.reset());
-
-function workspace(extra: Record<string, unknown> = {}): Workspace {
-  const ws = makeWorkspace();
-  spaces.push(ws);
-  ws.tenant('acme', { target: scimTarget(server, extra), rules: { membershipUpdate: 'overwrite' } });
-  return ws;
-}
+const workspace = useScimServer((s) => (server = s));
 
 function warnings(ws: Workspace) {
   const lines: string[] = [];

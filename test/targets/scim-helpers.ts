@@ -8,14 +8,41 @@ import { receiveFile } from '../../src/intake/receive.js';
 import type { Report } from '../../src/report/report.js';
 import { directoryView } from '../../src/targets/directory-view.js';
 import { readDirectory } from '../../src/targets/embedded.js';
-import { REPO, spawnCli, type Workspace } from '../helpers/workspace.js';
-import type { ScimServer } from '../helpers/scim-server.js';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { makeWorkspace, REPO, spawnCli, type Workspace } from '../helpers/workspace.js';
+import { startScimServer, type ScimServer } from '../helpers/scim-server.js';
 
 export const TOKEN_ENV = 'WT_SCIM_TOKEN_TEST';
 
 /** Fast retries for tests: the same rules, shorter waits. */
 export function scimTarget(server: ScimServer, extra: Record<string, unknown> = {}) {
   return { type: 'scim', baseUrl: server.url, tokenEnv: TOKEN_ENV, backoffBaseMs: 5, backoffMaxMs: 50, timeoutSeconds: 5, ...extra };
+}
+
+/**
+ * One SCIM server for a test file: started before its tests (its token in TOKEN_ENV) and handed to `started`, reset
+ * after each test, closed at the end with the workspaces made meanwhile. Returns the file's workspace factory: a
+ * tenant `acme` targeting the server (`extra`: target options), membershipUpdate overwrite unless `tenant` says else.
+ */
+export function useScimServer(started: (server: ScimServer) => void, opts: Parameters<typeof startScimServer>[0] = {}) {
+  let server: ScimServer;
+  const spaces: Workspace[] = [];
+  beforeAll(async () => {
+    server = await startScimServer(opts);
+    process.env[TOKEN_ENV] = server.token;
+    started(server);
+  });
+  afterAll(async () => {
+    await server.close();
+    for (const ws of spaces) ws.cleanup();
+  });
+  afterEach(() => server.reset());
+  return (extra: Record<string, unknown> = {}, tenant: Record<string, unknown> = {}): Workspace => {
+    const ws = makeWorkspace();
+    spaces.push(ws);
+    ws.tenant('acme', { target: scimTarget(server, extra), rules: { membershipUpdate: 'overwrite' }, ...tenant });
+    return ws;
+  };
 }
 
 export const EXAMPLES = ['wt_groups.csv', 'wt_segments.csv', 'wt_users.csv'].map((f) => path.join(REPO, 'examples', f));

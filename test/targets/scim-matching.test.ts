@@ -1,6 +1,6 @@
 // Matching and adopting: stored id → externalId filter → userName filter (values quoted, escaped and URL-encoded),
 // 409 → adopt, never duplicate; 404 on PATCH → look up, then recreate; paging with a capped page size; options.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/load.js';
 import { readDirectory } from '../../src/targets/embedded.js';
 import { ScimClient, ScimError } from '../../src/targets/scim-client.js';
@@ -8,31 +8,15 @@ import pino from 'pino';
 import SCIMMY from 'scimmy';
 import type { ScimTarget } from '../../src/targets/scim.js';
 import { createLogger, openApp } from '../../src/app.js';
-import { GROUP_EXTENSION, startScimServer, USER_EXTENSION, type ScimServer } from '../helpers/scim-server.js';
-import { makeWorkspace, usersCsv, type Workspace } from '../helpers/workspace.js';
-import { expectedRemote, ingest, remoteState, scimTarget, TOKEN_ENV } from './scim-helpers.js';
+import { GROUP_EXTENSION, USER_EXTENSION, type ScimServer } from '../helpers/scim-server.js';
+import { usersCsv } from '../helpers/workspace.js';
+import { expectedRemote, ingest, remoteState, useScimServer } from './scim-helpers.js';
 
 let server: ScimServer;
-const spaces: Workspace[] = [];
 const GROUPS = 'Group name;GroupID;Parent groupID\nProduct;prod;\nDev;dev;prod\n';
 const SEGMENTS = 'SegmentName;SegmentID\nSweden;swe\n';
 
-beforeAll(async () => {
-  server = await startScimServer();
-  process.env[TOKEN_ENV] = server.token;
-});
-afterAll(async () => {
-  await server.close();
-  for (const ws of spaces) ws.cleanup();
-});
-afterEach(() => server.reset());
-
-function workspace(extra: Record<string, unknown> = {}, tenant: Record<string, unknown> = {}): Workspace {
-  const ws = makeWorkspace();
-  spaces.push(ws);
-  ws.tenant('acme', { target: scimTarget(server, extra), rules: { membershipUpdate: 'overwrite' }, ...tenant });
-  return ws;
-}
+const workspace = useScimServer((s) => (server = s));
 
 const remoteUser = (id: string, u: Record<string, unknown>) => server.users.set(id, { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], id, ...u });
 

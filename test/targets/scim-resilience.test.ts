@@ -3,38 +3,22 @@
 // refused token quarantine the tenant until `wt-sync resume`; held removals are never sent; no token leaks.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { approveRun, reconcile, resumeUnfinished } from '../../src/apply/run.js';
 import { createLogger, tenantDirs } from '../../src/app.js';
 import { liftQuarantine } from '../../src/store/scim-mirror.js';
 import { readDirectory } from '../../src/targets/embedded.js';
 import { ScimClient } from '../../src/targets/scim-client.js';
-import { startScimServer, type ScimServer } from '../helpers/scim-server.js';
-import { makeWorkspace, usersCsv, type Workspace } from '../helpers/workspace.js';
-import { cliAsync, expectedRemote, ingest, remoteState, scimTarget, TOKEN_ENV } from './scim-helpers.js';
+import type { ScimServer } from '../helpers/scim-server.js';
+import { usersCsv } from '../helpers/workspace.js';
+import { cliAsync, expectedRemote, ingest, remoteState, TOKEN_ENV, useScimServer } from './scim-helpers.js';
 
 let server: ScimServer;
-const spaces: Workspace[] = [];
 const GROUPS = 'Group name;GroupID;Parent groupID\nProduct;prod;\nDev;dev;prod\nOps;ops;prod\n';
 const users = (n: number, f: (i: number) => Record<string, string> = () => ({})) =>
   usersCsv(Array.from({ length: n }, (_, i) => ({ id: `u${String(i).padStart(4, '0')}`, groups: i % 3 ? 'dev' : 'ops,prod', ...f(i) })));
 
-beforeAll(async () => {
-  server = await startScimServer({ seed: 9 });
-  process.env[TOKEN_ENV] = server.token;
-});
-afterAll(async () => {
-  await server.close();
-  for (const ws of spaces) ws.cleanup();
-});
-afterEach(() => server.reset());
-
-function workspace(extra: Record<string, unknown> = {}, tenant: Record<string, unknown> = {}): Workspace {
-  const ws = makeWorkspace();
-  spaces.push(ws);
-  ws.tenant('acme', { target: scimTarget(server, extra), rules: { membershipUpdate: 'overwrite' }, ...tenant });
-  return ws;
-}
+const workspace = useScimServer((s) => (server = s), { seed: 9 });
 
 function client(extra: Partial<ConstructorParameters<typeof ScimClient>[0]> = {}) {
   return new ScimClient({

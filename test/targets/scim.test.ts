@@ -1,29 +1,12 @@
 // The SCIM target against a real SCIM server (scimmy + scimmy-routers on express 4, 127.0.0.1): examples/ end up as
 // the right Users and Groups, a second day sends only the PATCHes it needs, each dialect's bodies are accepted.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startScimServer, type ScimServer } from '../helpers/scim-server.js';
-import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
-import { examples, expectedRemote, ingest, remoteState, scimTarget, TOKEN_ENV } from './scim-helpers.js';
+import { describe, expect, it } from 'vitest';
+import type { ScimServer } from '../helpers/scim-server.js';
+import { examples, expectedRemote, ingest, remoteState, useScimServer } from './scim-helpers.js';
 
 let server: ScimServer;
-const spaces: Workspace[] = [];
 
-beforeAll(async () => {
-  server = await startScimServer();
-  process.env[TOKEN_ENV] = server.token;
-});
-afterAll(async () => {
-  await server.close();
-  for (const ws of spaces) ws.cleanup();
-});
-afterEach(() => server.reset());
-
-function workspace(extra: Record<string, unknown> = {}): Workspace {
-  const ws = makeWorkspace();
-  spaces.push(ws);
-  ws.tenant('acme', { target: scimTarget(server, extra), rules: { membershipUpdate: 'overwrite' } });
-  return ws;
-}
+const workspace = useScimServer((s) => (server = s));
 
 describe.each(['rfc', 'entra'] as const)('scim target, %s dialect', (patchDialect) => {
   it('examples/ become the right SCIM Users and Groups; a second day sends only the PATCHes it needs', async () => {
