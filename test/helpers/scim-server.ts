@@ -53,7 +53,9 @@ export interface ScimServer {
   /** Keep only requests that changed something (POST/PATCH/PUT/DELETE) and succeeded. */
   writes(): RequestRecord[];
   userByExternalId(externalId: string): Json | undefined;
-  /** Between tests: no resources, no recorded requests, no faults, caps, latency, forced answers, PATCH refusal or rejecting hook. */
+  /** A provider without PATCH: /ServiceProviderConfig says `patch.supported: false`, and a PATCH sent anyway is answered 501. Undone by reset(). */
+  withoutPatch(): void;
+  /** Between tests: no resources, no recorded requests, no faults, caps, latency, forced answers, PATCH refusal or rejecting hook; PATCH advertised again after withoutPatch(). */
   reset(): void;
   close(): Promise<void>;
 }
@@ -225,13 +227,22 @@ export async function startScimServer(opts: { token?: string; seed?: number } = 
   declareResources();
   const token = opts.token ?? `test-token-${randomUUID()}`;
   const random = rng(opts.seed ?? 42);
+  // What /ServiceProviderConfig said about PATCH before withoutPatch(), for reset() to put back.
+  let patchAdvertised: boolean | undefined;
   const app = express();
   const server: ScimServer = {
     url: '', token, users: new IndexedMap({ userName: true, externalId: false }), groups: new IndexedMap({ externalId: false, displayName: false }), requests: [], duplicateMemberAdds: 0,
     faults: null, pageCap: null, latencyMs: 0, forceStatus: null, nextFaults: [], reject: null, refusePatch: null, arrivals: [],
     writes: () => server.requests.filter((r) => r.method !== 'GET' && r.status < 300 && !r.fault),
     userByExternalId: (externalId) => server.users.get((server.users as IndexedMap).holder('externalId', externalId) ?? ''),
+    withoutPatch: () => {
+      patchAdvertised ??= SCIMMY.Config.get().patch.supported;
+      SCIMMY.Config.set({ patch: { supported: false } });
+      server.refusePatch = 501;
+    },
     reset: () => {
+      if (patchAdvertised !== undefined) SCIMMY.Config.set({ patch: { supported: patchAdvertised } });
+      patchAdvertised = undefined;
       server.users.clear();
       server.groups.clear();
       server.requests.length = 0;

@@ -1,7 +1,6 @@
 // The WT-only lists in the user extension schema: `segments` (segment external IDs) and `adminOf` (the external IDs
 // of the groups a user administers). Sent on create and adopt; a change of either is a PATCH of just that attribute;
 // a removed segment or group leaves its users' lists; drift compares them.
-import SCIMMY from 'scimmy';
 import { describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { readDirectory } from '../../src/targets/embedded.js';
@@ -194,22 +193,16 @@ describe('segments and adminOf in the user extension', () => {
   });
 
   it('a provider without PATCH gets the lists by PUT of the full user, nothing else changed', async () => {
-    const patchBefore = SCIMMY.Config.get().patch.supported;
-    SCIMMY.Config.set({ patch: { supported: false } });
-    server.refusePatch = 501;
-    try {
-      const ws = workspace();
-      const app = ws.open();
-      await ingest(app, ws, { 'groups.csv': GROUPS, 'segments.csv': SEGMENTS, 'users.csv': usersCsv([{ id: 'u1', groups: 'dev', admin: 'dev', segments: 'swe', title: 'Lead' }, { id: 'u2', groups: 'dev' }]) });
-      const d = await day(app, ws, { 'users.csv': usersCsv([{ id: 'u1', groups: 'dev', segments: 'nor', title: 'Lead' }, { id: 'u2', groups: 'dev', admin: 'dev' }]) });
-      expect(server.requests.filter((q) => q.method === 'PATCH')).toEqual([]);
-      expect(server.writes().map((w) => `${w.method} ${server.users.get(decodeURIComponent(w.path.split('/Users/')[1]))?.externalId}`).sort()).toEqual(['PUT u1', 'PUT u2']);
-      expect(ext('u1')).toEqual({ title: 'Lead', segments: ['nor'] });
-      expect(ext('u2')).toEqual({ adminOf: ['dev'] });
-      onlyListsChanged(d.before, ['u1', 'u2']);
-    } finally {
-      SCIMMY.Config.set({ patch: { supported: patchBefore } });
-    }
+    server.withoutPatch();
+    const ws = workspace();
+    const app = ws.open();
+    await ingest(app, ws, { 'groups.csv': GROUPS, 'segments.csv': SEGMENTS, 'users.csv': usersCsv([{ id: 'u1', groups: 'dev', admin: 'dev', segments: 'swe', title: 'Lead' }, { id: 'u2', groups: 'dev' }]) });
+    const d = await day(app, ws, { 'users.csv': usersCsv([{ id: 'u1', groups: 'dev', segments: 'nor', title: 'Lead' }, { id: 'u2', groups: 'dev', admin: 'dev' }]) });
+    expect(server.requests.filter((q) => q.method === 'PATCH')).toEqual([]);
+    expect(server.writes().map((w) => `${w.method} ${server.users.get(decodeURIComponent(w.path.split('/Users/')[1]))?.externalId}`).sort()).toEqual(['PUT u1', 'PUT u2']);
+    expect(ext('u1')).toEqual({ title: 'Lead', segments: ['nor'] });
+    expect(ext('u2')).toEqual({ adminOf: ['dev'] });
+    onlyListsChanged(d.before, ['u1', 'u2']);
   });
 
   it('without the extension the lists are not sent at all', async () => {

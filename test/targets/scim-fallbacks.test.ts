@@ -2,7 +2,6 @@
 // 501/405 at runtime) gets PUTs of the full resource; Entra's `emails[type eq "work"].value` on a user without a
 // work-typed email (400 noTarget) is sent once more in the RFC form.
 import pino from 'pino';
-import SCIMMY from 'scimmy';
 import { describe, expect, it } from 'vitest';
 import { openApp } from '../../src/app.js';
 import type { ScimServer } from '../helpers/scim-server.js';
@@ -38,88 +37,76 @@ const HAND_USER = { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], id:
 
 describe.each(['rfc', 'entra'] as const)('a provider without PATCH (/ServiceProviderConfig says so), %s dialect', (patchDialect) => {
   it('gets PUTs of the full resource for users and group members, keeping what it holds that we do not manage', async () => {
-    const patchBefore = SCIMMY.Config.get().patch.supported;
-    SCIMMY.Config.set({ patch: { supported: false } });
-    server.refusePatch = 501; // so a PATCH sent anyway fails the test
-    try {
-      const ws = workspace({ patchDialect });
-      const app = ws.open();
-      const day1 = (await ingest(app, ws, examples()))!;
-      expect(day1.counts.failed).toBe(0);
-      expect(server.requests.filter((r) => r.method === 'PATCH')).toEqual([]);
-      expect(remoteState(server)).toEqual(expectedRemote(app));
-      // Members went in by PUT: one per group in this one-batch run, each after a GET of the group.
-      const groupPuts = server.writes().filter((w) => w.method === 'PUT' && w.path.includes('/Groups/'));
-      expect(groupPuts.length).toBe(new Set(groupPuts.map((w) => w.path)).size);
-      expect(groupPuts.length).toBe([...server.groups.values()].filter((g) => g.members.length > 0).length);
+    server.withoutPatch(); // a PATCH sent anyway is answered 501 and fails the test
+    const ws = workspace({ patchDialect });
+    const app = ws.open();
+    const day1 = (await ingest(app, ws, examples()))!;
+    expect(day1.counts.failed).toBe(0);
+    expect(server.requests.filter((r) => r.method === 'PATCH')).toEqual([]);
+    expect(remoteState(server)).toEqual(expectedRemote(app));
+    // Members went in by PUT: one per group in this one-batch run, each after a GET of the group.
+    const groupPuts = server.writes().filter((w) => w.method === 'PUT' && w.path.includes('/Groups/'));
+    expect(groupPuts.length).toBe(new Set(groupPuts.map((w) => w.path)).size);
+    expect(groupPuts.length).toBe([...server.groups.values()].filter((g) => g.members.length > 0).length);
 
-      // Things WT holds that we do not manage: an attribute set in WT, a member added there by hand.
-      const mark = [...server.users.values()].find((u) => u.externalId === '6513270e-269e-4d37-b2a7-4de452e6b438')!;
-      server.users.set(mark.id, { ...mark, nickName: 'Marky' });
-      server.users.set('hand', HAND_USER);
-      const sales2 = [...server.groups.values()].find((g) => g.externalId === 'sales-2')!;
-      sales2.members.push({ value: 'hand', type: 'User' });
+    // Things WT holds that we do not manage: an attribute set in WT, a member added there by hand.
+    const mark = [...server.users.values()].find((u) => u.externalId === '6513270e-269e-4d37-b2a7-4de452e6b438')!;
+    server.users.set(mark.id, { ...mark, nickName: 'Marky' });
+    server.users.set('hand', HAND_USER);
+    const sales2 = [...server.groups.values()].find((g) => g.externalId === 'sales-2')!;
+    sales2.members.push({ value: 'hand', type: 'User' });
 
-      server.requests.length = 0;
-      const day2 = (await ingest(app, ws, { 'wt_users.csv': day2Users() }))!;
-      expect(day2.counts.failed).toBe(0);
-      expect(server.requests.filter((r) => r.method === 'PATCH')).toEqual([]);
-      const writes = server.writes();
-      expect(writes.every((w) => w.method === 'PUT')).toBe(true);
-      // As many PUTs as there would be PATCHes: three users, and one to the group with a new member.
-      expect(writes.filter((w) => w.path.includes('/Users/'))).toHaveLength(3);
-      expect(writes.filter((w) => w.path.includes('/Groups/')).map((w) => decodeURIComponent(w.path.split('/Groups/')[1]))).toEqual([sales2.id]);
-      // Each PUT read the resource first.
-      for (const w of writes) {
-        const i = server.requests.indexOf(w);
-        expect(server.requests.slice(0, i).some((r) => r.method === 'GET' && r.path === w.path)).toBe(true);
-      }
-      // PUT bodies are full resources with booleans, one primary email; the hand-made parts are kept.
-      for (const w of writes.filter((x) => x.path.includes('/Users/'))) {
-        const body = w.body as any;
-        expect(typeof body.active).toBe('boolean');
-        expect(body.emails.filter((e: any) => e.primary)).toHaveLength(1);
-        expect(body.userName).toBeTruthy();
-      }
-      expect(server.users.get(mark.id)).toMatchObject({ nickName: 'Marky', name: { familyName: 'Johnson-Berg' } });
-      expect(server.groups.get(sales2.id)!.members.map((m: any) => m.value)).toContain('hand');
-      server.users.delete('hand');
-      const g = server.groups.get(sales2.id)!;
-      server.groups.set(sales2.id, { ...g, members: g.members.filter((m: any) => m.value !== 'hand') });
-      expect(remoteState(server)).toEqual(expectedRemote(app));
-    } finally {
-      SCIMMY.Config.set({ patch: { supported: patchBefore } });
+    server.requests.length = 0;
+    const day2 = (await ingest(app, ws, { 'wt_users.csv': day2Users() }))!;
+    expect(day2.counts.failed).toBe(0);
+    expect(server.requests.filter((r) => r.method === 'PATCH')).toEqual([]);
+    const writes = server.writes();
+    expect(writes.every((w) => w.method === 'PUT')).toBe(true);
+    // As many PUTs as there would be PATCHes: three users, and one to the group with a new member.
+    expect(writes.filter((w) => w.path.includes('/Users/'))).toHaveLength(3);
+    expect(writes.filter((w) => w.path.includes('/Groups/')).map((w) => decodeURIComponent(w.path.split('/Groups/')[1]))).toEqual([sales2.id]);
+    // Each PUT read the resource first.
+    for (const w of writes) {
+      const i = server.requests.indexOf(w);
+      expect(server.requests.slice(0, i).some((r) => r.method === 'GET' && r.path === w.path)).toBe(true);
     }
+    // PUT bodies are full resources with booleans, one primary email; the hand-made parts are kept.
+    for (const w of writes.filter((x) => x.path.includes('/Users/'))) {
+      const body = w.body as any;
+      expect(typeof body.active).toBe('boolean');
+      expect(body.emails.filter((e: any) => e.primary)).toHaveLength(1);
+      expect(body.userName).toBeTruthy();
+    }
+    expect(server.users.get(mark.id)).toMatchObject({ nickName: 'Marky', name: { familyName: 'Johnson-Berg' } });
+    expect(server.groups.get(sales2.id)!.members.map((m: any) => m.value)).toContain('hand');
+    server.users.delete('hand');
+    const g = server.groups.get(sales2.id)!;
+    server.groups.set(sales2.id, { ...g, members: g.members.filter((m: any) => m.value !== 'hand') });
+    expect(remoteState(server)).toEqual(expectedRemote(app));
   });
 });
 
 describe('PUT of a user gone from the provider', () => {
   it('the GET answered 404 looks the user up again, then recreates it with its memberships (two at once, same group)', async () => {
-    const patchBefore = SCIMMY.Config.get().patch.supported;
-    SCIMMY.Config.set({ patch: { supported: false } });
-    server.refusePatch = 501;
-    try {
-      const ws = workspace();
-      const app = ws.open();
-      const groups = 'Group name;GroupID;Parent groupID\nDev;dev;\n';
-      await ingest(app, ws, { 'groups.csv': groups, 'users.csv': usersCsv([{ id: 'u1', groups: 'dev' }, { id: 'u2', groups: 'dev' }, { id: 'u3', groups: 'dev' }]) });
-      const gone = ['u1', 'u2'].map((id) => server.userByExternalId(id)!);
-      server.latencyMs = 5; // both recreations read the group before either writes it, unless we keep them apart
-      for (const u of gone) {
-        server.users.delete(u.id);
-        for (const g of server.groups.values()) g.members = g.members.filter((m: any) => m.value !== u.id);
-      }
-      const report = (await ingest(app, ws, { 'users.csv': usersCsv([{ id: 'u1', groups: 'dev', last: 'Changed' }, { id: 'u2', groups: 'dev', last: 'Changed' }, { id: 'u3', groups: 'dev' }]) }))!;
-      expect(report.counts.failed).toBe(0);
-      for (const u of gone) expect(server.requests.some((r) => r.method === 'GET' && r.path.endsWith(`/Users/${u.id}`) && r.status === 404)).toBe(true);
-      expect(server.requests.filter((r) => r.method === 'PATCH')).toEqual([]);
-      expect(server.users.size).toBe(3);
-      expect(server.userByExternalId('u1')!.name.familyName).toBe('Changed');
-      expect([...server.groups.values()][0].members).toHaveLength(3);
-      expect(remoteState(server)).toEqual(expectedRemote(app));
-    } finally {
-      SCIMMY.Config.set({ patch: { supported: patchBefore } });
+    server.withoutPatch();
+    const ws = workspace();
+    const app = ws.open();
+    const groups = 'Group name;GroupID;Parent groupID\nDev;dev;\n';
+    await ingest(app, ws, { 'groups.csv': groups, 'users.csv': usersCsv([{ id: 'u1', groups: 'dev' }, { id: 'u2', groups: 'dev' }, { id: 'u3', groups: 'dev' }]) });
+    const gone = ['u1', 'u2'].map((id) => server.userByExternalId(id)!);
+    server.latencyMs = 5; // both recreations read the group before either writes it, unless we keep them apart
+    for (const u of gone) {
+      server.users.delete(u.id);
+      for (const g of server.groups.values()) g.members = g.members.filter((m: any) => m.value !== u.id);
     }
+    const report = (await ingest(app, ws, { 'users.csv': usersCsv([{ id: 'u1', groups: 'dev', last: 'Changed' }, { id: 'u2', groups: 'dev', last: 'Changed' }, { id: 'u3', groups: 'dev' }]) }))!;
+    expect(report.counts.failed).toBe(0);
+    for (const u of gone) expect(server.requests.some((r) => r.method === 'GET' && r.path.endsWith(`/Users/${u.id}`) && r.status === 404)).toBe(true);
+    expect(server.requests.filter((r) => r.method === 'PATCH')).toEqual([]);
+    expect(server.users.size).toBe(3);
+    expect(server.userByExternalId('u1')!.name.familyName).toBe('Changed');
+    expect([...server.groups.values()][0].members).toHaveLength(3);
+    expect(remoteState(server)).toEqual(expectedRemote(app));
   });
 });
 
