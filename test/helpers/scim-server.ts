@@ -143,6 +143,14 @@ function declareResources(): void {
     const list = [...map.values()];
     return resource.filter ? resource.filter.match(list) : list;
   };
+  /** A GET: one resource by id (404 when unknown), or the list a filter selects. */
+  const egress = (kind: 'User' | 'Group', of: 'users' | 'groups') => (resource: any, ctx: Context) => {
+    const all = ctx.store[of];
+    if (!resource.id) return matches(ctx, all, resource);
+    const found = all.get(resource.id);
+    if (!found) throw fail(404, null, `${kind} ${resource.id} not found`);
+    return found;
+  };
   const unique = (map: IndexedMap, self: string | undefined, attr: string, value: unknown) => {
     if (typeof value !== 'string') return;
     const holder = map.holder(attr, value);
@@ -167,15 +175,7 @@ function declareResources(): void {
       users.set(id, user);
       return user;
     })
-    .egress((resource: any, ctx: Context) => {
-      const { users } = ctx.store;
-      if (resource.id) {
-        const user = users.get(resource.id);
-        if (!user) throw fail(404, null, `User ${resource.id} not found`);
-        return user;
-      }
-      return matches(ctx, users, resource);
-    })
+    .egress(egress('User', 'users'))
     .degress((resource: any, ctx: Context) => {
       const { users, groups } = ctx.store;
       if (!users.delete(resource.id)) throw fail(404, null, `User ${resource.id} not found`);
@@ -206,15 +206,7 @@ function declareResources(): void {
       groups.set(id, group);
       return group;
     })
-    .egress((resource: any, ctx: Context) => {
-      const { groups } = ctx.store;
-      if (resource.id) {
-        const group = groups.get(resource.id);
-        if (!group) throw fail(404, null, `Group ${resource.id} not found`);
-        return group;
-      }
-      return matches(ctx, groups, resource);
-    })
+    .egress(egress('Group', 'groups'))
     .degress((resource: any, ctx: Context) => {
       if (!ctx.store.groups.delete(resource.id)) throw fail(404, null, `Group ${resource.id} not found`);
     });
