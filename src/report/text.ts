@@ -58,7 +58,6 @@ function opLine(o: ReportOperation): string {
 /** The report as text, line by line (each with its newline): reports of a first load can run to millions of lines. */
 export function* reportLines(r: Report): Generator<string> {
   yield* reportHeadLines(r);
-  if (r.operationsPrunedAt) yield `\noperations: dropped from the service's database on ${r.operationsPrunedAt} (journalDays); the report published in /reports/ at the time lists them\n`;
   let first = true;
   for (const o of operationsOf(r)) {
     if (first) yield OPERATIONS_TITLE;
@@ -69,7 +68,7 @@ export function* reportLines(r: Report): Generator<string> {
 
 const OPERATIONS_TITLE = '\noperations:\n';
 
-/** Everything of the text report before its operations. */
+/** Everything of the text report before its operations (or the line saying where they went). */
 function* reportHeadLines(r: Report): Generator<string> {
   yield `wt-sync report — run ${r.runId}, tenant ${r.tenant}\n`;
   yield `status: ${r.status}   trigger: ${r.trigger}   at: ${r.createdAt}\n`;
@@ -99,6 +98,7 @@ function* reportHeadLines(r: Report): Generator<string> {
       yield `  ${describeProblem(p)}\n`;
     }
   }
+  if (r.operationsPrunedAt) yield `\noperations: dropped from the service's database on ${r.operationsPrunedAt} (journalDays); the report published in /reports/ at the time lists them\n`;
 }
 
 /** The report as compact JSON, in pieces, so that no single string has to hold a huge report. */
