@@ -161,7 +161,7 @@ async function runReconcile(app: App, tenant: TenantConfig, fileIds: number[]): 
  */
 async function measureCheck(app: App, tenant: TenantConfig, file: string, expectedUpdates: number, reportFile: string) {
   const spec = tenant.files.users!;
-  const sink = new StagingSink(app.config.paths.tmpDir);
+  const sink = new StagingSink(app.config.paths.tmpDir, 'users');
   try {
     const [result, stageMs] = await timed(async () => {
       const r = await parseFile(fs.createReadStream(file, { highWaterMark: 1 << 20 }), sink, { type: 'users', spec, fileName: path.basename(file), maxInvalidRowPercent: tenant.safeguards.maxInvalidRowPercent });
@@ -382,7 +382,7 @@ async function main(): Promise<void> {
       best.validateCpu = Math.min(best.validateCpu, lastCpuMs);
       if (k === 0) mark('parse + validate (no sink)');
 
-      const sink = new StagingSink(stageDir);
+      const sink = new StagingSink(stageDir, 'users');
       try {
         const [staged, tStage] = await timed(async () => {
           const r = await parseFile(fs.createReadStream(usersFile), sink, parseOpts);

@@ -44,7 +44,7 @@ export async function checkPlan(app: App, tenant: TenantConfig, snapshots: Check
     const runId = createRun(db, tenant.id, { kind: 'ingest', fileIds: [] }, createdAt);
     const of = (type: FileType) => snapshots.filter((s) => s.type === type).at(-1);
     const stored = loadDesiredTree(app.db, tenant.id);
-    const snapshot = <T>(s: CheckedSnapshot) => ({ file: s.name, records: readRows<T>(s.rowsFile), protectedIds: s.protectedIds, fields: s.fields });
+    const snapshot = <T>(s: CheckedSnapshot) => ({ file: s.name, records: readRows<T>(s.rowsFile, s.type), protectedIds: s.protectedIds, fields: s.fields });
     const groups = of('groups');
     const segments = of('segments');
     const tree = { groups: groups ? snapshot<GroupRecord>(groups) : stored.groups, segments: segments ? snapshot<SegmentRecord>(segments) : stored.segments };

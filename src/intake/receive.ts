@@ -74,7 +74,7 @@ export async function receiveFile(app: App, tenant: TenantConfig, file: string, 
   }
 
   const spec = tenant.files[match.type]!;
-  const sink = new StagingSink(app.config.paths.tmpDir);
+  const sink = new StagingSink(app.config.paths.tmpDir, match.type);
   try {
     const result = await parseFile(fs.createReadStream(file, { highWaterMark: 1 << 20 }), sink, {
       type: match.type,

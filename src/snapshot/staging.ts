@@ -5,8 +5,9 @@ import Database from 'better-sqlite3';
 import { hash as digest } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { EntityRecord } from '../model.js';
+import type { EntityRecord, FileType } from '../model.js';
 import type { DuplicateConflict, RowSink } from '../parse/parse-file.js';
+import { encodeRow } from './row-format.js';
 
 /**
  * Exact duplicate detection in a few bytes per row: an open-addressing table of (hash, line) pairs. A hash match
@@ -68,7 +69,7 @@ export class StagingSink implements RowSink {
   private readonly usernames: LineIndex;
   rows = 0;
 
-  constructor(dir: string) {
+  constructor(dir: string, private readonly type: FileType) {
     fs.mkdirSync(dir, { recursive: true });
     this.file = path.join(dir, `staging-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.sqlite`);
     this.db = new Database(this.file);
@@ -95,7 +96,7 @@ export class StagingSink implements RowSink {
       const firstUser = this.usernames.claim(username, line);
       if (firstUser !== null) return { field: 'username', firstLine: firstUser };
     }
-    const data = JSON.stringify(record);
+    const data = encodeRow(this.type, record);
     // One-shot hash: createHash() per row costs twice as much at 100k rows.
     this.insert.run(line, record.externalId, username, data, digest('sha1', data, 'base64'));
     this.rows++;

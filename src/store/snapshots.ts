@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { DesiredSnapshot, DesiredState, DesiredUserRow, DesiredUsers, Located } from '../plan/types.js';
 import { inTransaction, type Db } from './db.js';
 import { finishFile } from './files.js';
+import { decodeRow } from '../snapshot/row-format.js';
 
 /** Older snapshots kept per tenant and type, for inspection; the rest are dropped to bound the disk. */
 const KEEP_SNAPSHOTS = 3;
@@ -128,7 +129,7 @@ export function openUsersRows(rowsFile: string, meta: Omit<DesiredUsers, 'rows'>
     const select = rowsDb.prepare('SELECT external_id, hash, line, data FROM rows NOT INDEXED ORDER BY external_id').raw();
     rows = function* () {
       for (const [externalId, hash, line, data] of select.iterate() as IterableIterator<[string, string, number, string]>) {
-        yield { externalId, line, hash, record: () => JSON.parse(data) as UserRecord };
+        yield { externalId, line, hash, record: () => decodeRow<UserRecord>('users', data) };
       }
     };
   } else {
@@ -136,7 +137,7 @@ export function openUsersRows(rowsFile: string, meta: Omit<DesiredUsers, 'rows'>
     const dataAt = rowsDb.prepare('SELECT data FROM rows WHERE line = ?').pluck();
     rows = function* () {
       for (const [externalId, hash, line] of select.iterate() as IterableIterator<[string, string, number]>) {
-        yield { externalId, line, hash, record: () => JSON.parse(dataAt.get(line) as string) as UserRecord };
+        yield { externalId, line, hash, record: () => decodeRow<UserRecord>('users', dataAt.get(line) as string) };
       }
     };
   }
@@ -148,12 +149,12 @@ export function openUsersRows(rowsFile: string, meta: Omit<DesiredUsers, 'rows'>
 }
 
 /** Every row of a rows file, in line order (groups and segments: thousands). */
-export function readRows<T>(rowsFile: string): Located<T>[] {
+export function readRows<T>(rowsFile: string, type: FileType): Located<T>[] {
   const rowsDb = new Database(rowsFile, { readonly: true, fileMustExist: true });
   const records: Located<T>[] = [];
   try {
     for (const [line, data, hash] of rowsDb.prepare('SELECT line, data, hash FROM rows ORDER BY line').raw().iterate() as IterableIterator<[number, string, string]>) {
-      records.push({ line, record: JSON.parse(data) as T, hash });
+      records.push({ line, record: decodeRow<T>(type, data), hash });
     }
   } finally {
     rowsDb.close();
@@ -165,6 +166,6 @@ function loadLatest<T>(db: Db, tenant: string, type: FileType): DesiredSnapshot<
   const snap = latest(db, tenant, type);
   if (!snap) return undefined;
   const protectedIds = new Set(db.prepare('SELECT entity_id FROM snapshot_problems WHERE snapshot_id = ? AND entity_id IS NOT NULL').pluck().all(snap.id) as string[]);
-  const records = readRows<T>(path.join(snapshotsDir(db), snap.rowsFile));
+  const records = readRows<T>(path.join(snapshotsDir(db), snap.rowsFile), type);
   return { id: snap.id, file: snap.name, records, protectedIds, fields: new Set(JSON.parse(snap.fields) as string[]) };
 }

@@ -37,7 +37,7 @@ describe('checkPlan', () => {
     // Two users gone (above maxRemovals 1: held) and one with a new title.
     const tenant = app.tenant('acme');
     const file = ws.file('users.csv', usersCsv([...rows.slice(0, 3), { ...rows[3], title: 'Chief' }]));
-    const sink = new StagingSink(app.config.paths.tmpDir);
+    const sink = new StagingSink(app.config.paths.tmpDir, 'users');
     const result = await parseFile(fs.createReadStream(file), sink, { type: 'users', spec: tenant.files.users!, fileName: 'users.csv', maxInvalidRowPercent: 20 });
     sink.finish();
     const checked = await checkPlan(app, tenant, [{ type: 'users', name: 'users.csv', rowsFile: sink.file, fields: new Set(tenant.files.users!.columns.filter((c) => c !== 'ignore')), protectedIds: new Set() }], { files: [], fileProblems: result.problems });
