@@ -1,6 +1,7 @@
 // The running service's parts, opened once and handed to every command: config, database, target, logger, clock.
 import fs from 'node:fs';
 import path from 'node:path';
+import v8 from 'node:v8';
 import pino, { type Logger } from 'pino';
 import { loadConfig, loadTenant, type LoadedConfig, type Paths } from './config/load.js';
 import type { TenantConfig } from './config/schema.js';
@@ -40,7 +41,17 @@ export function createLogger(level: string, destination = 2): Logger {
   return pino({ level, redact: { paths: LOG_REDACT, censor: '[redacted]' } }, pino.destination({ dest: destination, sync: true }));
 }
 
+/**
+ * V8 grows its heap after each full collection by a factor it picks from the collector's speed, up to 4× what was
+ * live: a run that makes garbage fast (100k users parsed, planned, applied) let the heap run far past its live tens
+ * of MB. A fixed 1.5× keeps the peak near what is live, with no cap to run out of (a bad 1M-row file's problems
+ * still fit) and, measured with bench:ingest, no loss of speed: a first load of 100k users peaked at 215 MB instead
+ * of 247 MB, the whole bench at 228 MB instead of 307 MB. Read by V8 at each collection, so it holds from here on.
+ */
+const HEAP_GROWING_PERCENT = 50;
+
 export function openApp(opts: OpenOptions = {}): App {
+  v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   const config = loadConfig(opts.configPath);
   const db = openDatabase(config.paths.database);
   const logger = opts.logger ?? createLogger(process.env.WT_SYNC_LOG_LEVEL || opts.logLevel || config.service.log.level);
