@@ -52,3 +52,22 @@ describe('usernames in a batch of creates', () => {
     expect(readDirectory(app.db, 'acme').users.map((u) => [u.externalId, u.username])).toEqual([['a', 'y@x'], ['b', 'x@x']]);
   });
 });
+
+describe('foreign keys around a batch of creates', () => {
+  it('links new users to groups and segments of the same batch, and checks foreign keys again once it is applied', async () => {
+    const outcomes = await apply([
+      { op: 'create', entity: 'group', externalId: 'g', after: { name: 'G', parentId: null } },
+      { op: 'create', entity: 'segment', externalId: 's', after: { name: 'S' } },
+      { ...create('a', 'a@x'), memberships: [{ groupId: 'g', role: 'admin' }], segments: ['s'] } as Operation,
+      { ...create('b', 'b@x'), memberships: [{ groupId: 'nope', role: 'member' }] } as Operation,
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(['done', 'done', 'done', 'failed']);
+    expect(outcomes[3].error).toBe('group "nope" does not exist in the directory');
+    const dir = readDirectory(app.db, 'acme');
+    expect(dir.users.map((u) => u.externalId)).toEqual(['a']);
+    expect(dir.memberships).toEqual([{ userId: dir.users[0].id, groupId: dir.groups[0].id, role: 'admin', origin: 'integration' }]);
+    expect(dir.segmentLinks).toEqual([{ userId: dir.users[0].id, segmentId: dir.segments[0].id, origin: 'integration' }]);
+    expect(app.db.pragma('foreign_keys', { simple: true })).toBe(1);
+    expect(() => app.db.prepare("INSERT INTO dir_memberships (user_id, group_id, role, origin) VALUES (999, 999, 'member', 'manual')").run()).toThrow(/FOREIGN KEY constraint failed/);
+  });
+});
