@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { EntityRecord, FileType } from '../model.js';
 import type { DuplicateConflict, RowSink } from '../parse/parse-file.js';
-import { encodeRow } from './row-format.js';
+import { decodeRow, encodeRow } from './row-format.js';
 
 /**
  * Exact duplicate detection in a few bytes per row: an open-addressing table of (hash, line) pairs. A hash match
@@ -78,12 +78,16 @@ export class StagingSink implements RowSink {
     this.db.pragma('synchronous = OFF');
     this.db.pragma('locking_mode = EXCLUSIVE');
     // `hash` identifies the row's content: a user whose row is unchanged since it was applied need not be replanned.
-    this.db.exec('CREATE TABLE rows (line INTEGER PRIMARY KEY, external_id TEXT NOT NULL, username TEXT, data TEXT NOT NULL, hash TEXT NOT NULL)');
-    this.insert = this.db.prepare('INSERT INTO rows (line, external_id, username, data, hash) VALUES (?, ?, ?, ?, ?)');
+    this.db.exec('CREATE TABLE rows (line INTEGER PRIMARY KEY, external_id TEXT NOT NULL, data TEXT NOT NULL, hash TEXT NOT NULL)');
+    this.insert = this.db.prepare('INSERT INTO rows (line, external_id, data, hash) VALUES (?, ?, ?, ?)');
     const idAt = this.db.prepare('SELECT external_id FROM rows WHERE line = ?').pluck();
-    const usernameAt = this.db.prepare('SELECT username FROM rows WHERE line = ?').pluck();
+    const dataAt = this.db.prepare('SELECT data FROM rows WHERE line = ?').pluck();
     this.ids = new LineIndex((line) => idAt.get(line) as string | null);
-    this.usernames = new LineIndex((line) => usernameAt.get(line) as string | null);
+    // Read back only when two usernames hash alike (a duplicate, nearly always): not worth a column of its own.
+    this.usernames = new LineIndex((line) => {
+      const data = dataAt.get(line) as string | undefined;
+      return data === undefined ? null : decodeRow<{ username?: string | null }>(type, data).username ?? null;
+    });
     // One long transaction on a private file: nobody else ever sees or waits on it.
     this.db.exec('BEGIN');
   }
@@ -98,7 +102,7 @@ export class StagingSink implements RowSink {
     }
     const data = encodeRow(this.type, record);
     // One-shot hash: createHash() per row costs twice as much at 100k rows.
-    this.insert.run(line, record.externalId, username, data, digest('sha1', data, 'base64'));
+    this.insert.run(line, record.externalId, data, digest('sha1', data, 'base64'));
     this.rows++;
     return null;
   }

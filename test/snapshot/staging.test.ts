@@ -1,0 +1,61 @@
+// The staging sink: valid rows into a private SQLite file; a later row with an external ID or username already
+// staged is refused, naming the first line, and two different keys that share a hash are never taken for one.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { UserRecord } from '../../src/model.js';
+import { StagingSink } from '../../src/snapshot/staging.js';
+import { readRows } from '../../src/store/snapshots.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wt-staging-'));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const user = (externalId: string, username: string): UserRecord => ({ externalId, firstName: 'F', lastName: 'L', username, memberOf: ['g'] });
+
+/** FNV-1a over UTF-16 code units, as the sink's table hashes keys. */
+function fnv(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/** Two different strings with the same 32-bit FNV-1a hash (a birthday search over a few hundred thousand). */
+function collision(prefix: string): [string, string] {
+  const seen = new Map<number, string>();
+  for (let i = 0; ; i++) {
+    const s = `${prefix}${i.toString(36)}`;
+    const other = seen.get(fnv(s));
+    if (other !== undefined) return [other, s];
+    seen.set(fnv(s), s);
+  }
+}
+
+describe('StagingSink', () => {
+  it('refuses a later duplicate external ID or username with the first line, and keeps what it accepted', () => {
+    const sink = new StagingSink(dir, 'users');
+    expect(sink.add(user('a', 'a@x'), 2)).toBeNull();
+    expect(sink.add(user('b', 'b@x'), 3)).toBeNull();
+    expect(sink.add(user('a', 'other@x'), 4)).toEqual({ field: 'externalId', firstLine: 2 });
+    expect(sink.add(user('c', 'b@x'), 5)).toEqual({ field: 'username', firstLine: 3 });
+    sink.finish();
+    expect(readRows<UserRecord>(sink.file, 'users').map((r) => [r.line, r.record])).toEqual([[2, user('a', 'a@x')], [3, user('b', 'b@x')]]);
+    sink.discard();
+  });
+
+  it('takes two different usernames or external IDs that share a hash for two', () => {
+    const [u1, u2] = collision('user');
+    const [e1, e2] = collision('id');
+    expect(fnv(u1)).toBe(fnv(u2));
+    const sink = new StagingSink(dir, 'users');
+    expect(sink.add(user(e1, u1), 2)).toBeNull();
+    expect(sink.add(user(e2, u2), 3)).toBeNull();
+    expect(sink.add(user('x', u2), 4)).toEqual({ field: 'username', firstLine: 3 });
+    sink.finish();
+    expect(readRows<UserRecord>(sink.file, 'users').map((r) => r.record.username)).toEqual([u1, u2]);
+    sink.discard();
+  });
+});
