@@ -69,7 +69,11 @@ export class StagingSink implements RowSink {
   private readonly usernames: LineIndex;
   rows = 0;
 
-  constructor(dir: string, private readonly type: FileType) {
+  /**
+   * `indexed: false`: the rows are only ever read whole (a `check`), so the index a run's planner reads them by is
+   * not built.
+   */
+  constructor(dir: string, private readonly type: FileType, private readonly opts: { indexed?: boolean } = {}) {
     fs.mkdirSync(dir, { recursive: true });
     this.file = path.join(dir, `staging-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.sqlite`);
     this.db = new Database(this.file);
@@ -111,7 +115,10 @@ export class StagingSink implements RowSink {
   finish(): void {
     // The planner reads users in external-ID order (a merge with the directory), and compares a row's hash before
     // reading the row itself (sync marks): one index covering both, built once here, after the inserts.
-    if (this.db.inTransaction) this.db.exec('CREATE INDEX rows_by_external_id ON rows (external_id, hash); COMMIT');
+    if (this.db.inTransaction) {
+      if (this.opts.indexed !== false) this.db.exec('CREATE INDEX rows_by_external_id ON rows (external_id, hash)');
+      this.db.exec('COMMIT');
+    }
     this.db.close();
   }
 

@@ -1,12 +1,13 @@
 // The staging sink: valid rows into a private SQLite file; a later row with an external ID or username already
 // staged is refused, naming the first line, and two different keys that share a hash are never taken for one.
+import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { UserRecord } from '../../src/model.js';
 import { StagingSink } from '../../src/snapshot/staging.js';
-import { readRows } from '../../src/store/snapshots.js';
+import { openUsersRows, readRows } from '../../src/store/snapshots.js';
 
 let dir: string;
 beforeEach(() => {
@@ -57,5 +58,31 @@ describe('StagingSink', () => {
     sink.finish();
     expect(readRows<UserRecord>(sink.file, 'users').map((r) => r.record.username)).toEqual([u1, u2]);
     sink.discard();
+  });
+});
+
+describe('StagingSink for a check', () => {
+  it('builds the external-ID index only for rows a run may read by it', () => {
+    const indexes = (file: string) => {
+      const db = new Database(file, { readonly: true });
+      try {
+        return db.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'rows'").pluck().all();
+      } finally {
+        db.close();
+      }
+    };
+    const run = new StagingSink(dir, 'users');
+    const check = new StagingSink(dir, 'users', { indexed: false });
+    for (const sink of [run, check]) {
+      sink.add(user('b', 'b@x'), 2);
+      sink.add(user('a', 'a@x'), 3);
+      sink.finish();
+    }
+    expect(indexes(run.file)).toEqual(['rows_by_external_id']);
+    expect(indexes(check.file)).toEqual([]);
+    // Read whole, in external-ID order, as the check's planner reads it.
+    const rows = openUsersRows(check.file, { file: 'users.csv', fields: new Set(['firstName']), protectedIds: new Set() });
+    expect([...rows.rows].map((r) => [r.externalId, r.line, r.record().username])).toEqual([['a', 3, 'a@x'], ['b', 2, 'b@x']]);
+    rows.close();
   });
 });
