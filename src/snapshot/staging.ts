@@ -70,10 +70,10 @@ export class StagingSink implements RowSink {
   rows = 0;
 
   /**
-   * `indexed: false`: the rows are only ever read whole (a `check`), so the index a run's planner reads them by is
-   * not built.
+   * `forRun: false`: no run will read these rows (a `check` reads them whole, without sync marks), so neither the
+   * rows' hashes nor the index a run's planner reads them by is made.
    */
-  constructor(dir: string, private readonly type: FileType, private readonly opts: { indexed?: boolean } = {}) {
+  constructor(dir: string, private readonly type: FileType, private readonly opts: { forRun?: boolean } = {}) {
     fs.mkdirSync(dir, { recursive: true });
     this.file = path.join(dir, `staging-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.sqlite`);
     this.db = new Database(this.file);
@@ -106,7 +106,7 @@ export class StagingSink implements RowSink {
     }
     const data = encodeRow(this.type, record);
     // One-shot hash: createHash() per row costs twice as much at 100k rows.
-    this.insert.run(line, record.externalId, data, digest('sha1', data, 'base64'));
+    this.insert.run(line, record.externalId, data, this.opts.forRun === false ? '' : digest('sha1', data, 'base64'));
     this.rows++;
     return null;
   }
@@ -116,7 +116,7 @@ export class StagingSink implements RowSink {
     // The planner reads users in external-ID order (a merge with the directory), and compares a row's hash before
     // reading the row itself (sync marks): one index covering both, built once here, after the inserts.
     if (this.db.inTransaction) {
-      if (this.opts.indexed !== false) this.db.exec('CREATE INDEX rows_by_external_id ON rows (external_id, hash)');
+      if (this.opts.forRun !== false) this.db.exec('CREATE INDEX rows_by_external_id ON rows (external_id, hash)');
       this.db.exec('COMMIT');
     }
     this.db.close();

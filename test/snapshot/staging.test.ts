@@ -62,7 +62,7 @@ describe('StagingSink', () => {
 });
 
 describe('StagingSink for a check', () => {
-  it('builds the external-ID index only for rows a run may read by it', () => {
+  it('makes row hashes and the external-ID index only for rows a run will read', () => {
     const indexes = (file: string) => {
       const db = new Database(file, { readonly: true });
       try {
@@ -72,7 +72,7 @@ describe('StagingSink for a check', () => {
       }
     };
     const run = new StagingSink(dir, 'users');
-    const check = new StagingSink(dir, 'users', { indexed: false });
+    const check = new StagingSink(dir, 'users', { forRun: false });
     for (const sink of [run, check]) {
       sink.add(user('b', 'b@x'), 2);
       sink.add(user('a', 'a@x'), 3);
@@ -80,6 +80,9 @@ describe('StagingSink for a check', () => {
     }
     expect(indexes(run.file)).toEqual(['rows_by_external_id']);
     expect(indexes(check.file)).toEqual([]);
+    // Row hashes serve sync marks, which a check does not read.
+    expect(readRows(run.file, 'users').map((r) => r.hash)).toEqual([expect.stringMatching(/^[A-Za-z0-9+/]{27}=$/), expect.stringMatching(/^[A-Za-z0-9+/]{27}=$/)]);
+    expect(readRows(check.file, 'users').map((r) => r.hash)).toEqual(['', '']);
     // Read whole, in external-ID order, as the check's planner reads it.
     const rows = openUsersRows(check.file, { file: 'users.csv', fields: new Set(['firstName']), protectedIds: new Set() });
     expect([...rows.rows].map((r) => [r.externalId, r.line, r.record().username])).toEqual([['a', 3, 'a@x'], ['b', 2, 'b@x']]);
