@@ -161,7 +161,7 @@ async function runReconcile(app: App, tenant: TenantConfig, fileIds: number[]): 
  */
 async function measureCheck(app: App, tenant: TenantConfig, file: string, expectedUpdates: number, reportFile: string) {
   const spec = tenant.files.users!;
-  const sink = new StagingSink(app.config.paths.tmpDir, 'users', { forRun: false }); // as `wt-sync check` stages
+  const sink = new StagingSink(app.config.paths.tmpDir, 'users', { syncMarks: false }); // as `wt-sync check` stages
   try {
     const [result, stageMs] = await timed(async () => {
       const r = await parseFile(fs.createReadStream(file, { highWaterMark: 1 << 20 }), sink, { type: 'users', spec, fileName: path.basename(file), maxInvalidRowPercent: tenant.safeguards.maxInvalidRowPercent });

@@ -76,7 +76,7 @@ export async function checkFiles(app: App, tenant: TenantConfig, files: CheckInp
       }
       const spec = tenant.files[match.type]!;
       // Staged into a private file, as a received file is, but never moved into the store (and read only whole).
-      const sink = new StagingSink(app.config.paths.tmpDir, match.type, { forRun: false });
+      const sink = new StagingSink(app.config.paths.tmpDir, match.type, { syncMarks: false });
       staged.push(sink);
       const result = await parseFile(fs.createReadStream(file.path), sink, { type: match.type, spec, fileName: name, maxInvalidRowPercent: tenant.safeguards.maxInvalidRowPercent });
       sink.finish();

@@ -144,7 +144,7 @@ const CHUNK = 1 << 20;
  * stream may hold on to what it was given.
  */
 class Chunker {
-  private buffer = Buffer.allocUnsafe(CHUNK);
+  private buffer?: Buffer;
   private used = 0;
   constructor(private readonly write: (chunk: Buffer) => void) {}
   add(piece: string): void {
@@ -156,12 +156,13 @@ class Chunker {
         return;
       }
     }
+    this.buffer ??= Buffer.allocUnsafe(CHUNK);
     this.used += this.buffer.write(piece, this.used);
   }
   end(): void {
-    if (this.used === 0) return;
+    if (this.used === 0 || !this.buffer) return;
     this.write(this.buffer.subarray(0, this.used));
-    this.buffer = Buffer.allocUnsafe(CHUNK);
+    this.buffer = undefined;
     this.used = 0;
   }
 }

@@ -23,7 +23,7 @@ class LineIndex {
 
   /** The line already holding `key`, or null after recording `line` for it. */
   claim(key: string, line: number): number | null {
-    const h = hash(key);
+    const h = keyHash(key);
     const mask = this.lines.length - 1;
     let i = h & mask;
     while (this.lines[i] !== 0) {
@@ -51,8 +51,8 @@ class LineIndex {
   }
 }
 
-/** FNV-1a over UTF-16 code units. */
-function hash(s: string): number {
+/** FNV-1a over UTF-16 code units (exported for the test that builds keys sharing a hash). */
+export function keyHash(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
@@ -70,10 +70,10 @@ export class StagingSink implements RowSink {
   rows = 0;
 
   /**
-   * `forRun: false`: no run will read these rows (a `check` reads them whole, without sync marks), so neither the
-   * rows' hashes nor the index a run's planner reads them by is made.
+   * `syncMarks: false`: the rows will only be planned whole and without sync marks (a `check`), so neither the rows'
+   * hashes nor the index a run's planner reads them by is made.
    */
-  constructor(dir: string, private readonly type: FileType, private readonly opts: { forRun?: boolean } = {}) {
+  constructor(dir: string, private readonly type: FileType, private readonly opts: { syncMarks?: boolean } = {}) {
     fs.mkdirSync(dir, { recursive: true });
     this.file = path.join(dir, `staging-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.sqlite`);
     this.db = new Database(this.file);
@@ -81,7 +81,8 @@ export class StagingSink implements RowSink {
     this.db.pragma('journal_mode = OFF');
     this.db.pragma('synchronous = OFF');
     this.db.pragma('locking_mode = EXCLUSIVE');
-    // `hash` identifies the row's content: a user whose row is unchanged since it was applied need not be replanned.
+    // `hash` identifies the row's content: a user whose row is unchanged since it was applied need not be replanned
+    // (empty without sync marks).
     this.db.exec('CREATE TABLE rows (line INTEGER PRIMARY KEY, external_id TEXT NOT NULL, data TEXT NOT NULL, hash TEXT NOT NULL)');
     this.insert = this.db.prepare('INSERT INTO rows (line, external_id, data, hash) VALUES (?, ?, ?, ?)');
     const idAt = this.db.prepare('SELECT external_id FROM rows WHERE line = ?').pluck();
@@ -106,17 +107,18 @@ export class StagingSink implements RowSink {
     }
     const data = encodeRow(this.type, record);
     // One-shot hash: createHash() per row costs twice as much at 100k rows.
-    this.insert.run(line, record.externalId, data, this.opts.forRun === false ? '' : digest('sha1', data, 'base64'));
+    this.insert.run(line, record.externalId, data, this.opts.syncMarks === false ? '' : digest('sha1', data, 'base64'));
     this.rows++;
     return null;
   }
 
   /** Ends writing; the file stays for `commitSnapshot` to move into place. */
   finish(): void {
-    // The planner reads users in external-ID order (a merge with the directory), and compares a row's hash before
-    // reading the row itself (sync marks): one index covering both, built once here, after the inserts.
+    // A run's planner reads users in external-ID order (a merge with the directory), and compares a row's hash before
+    // reading the row itself (sync marks): one index covering both, built once here, after the inserts. Rows
+    // planned whole and without marks are sorted as they are read instead.
     if (this.db.inTransaction) {
-      if (this.opts.forRun !== false) this.db.exec('CREATE INDEX rows_by_external_id ON rows (external_id, hash)');
+      if (this.opts.syncMarks !== false) this.db.exec('CREATE INDEX rows_by_external_id ON rows (external_id, hash)');
       this.db.exec('COMMIT');
     }
     this.db.close();

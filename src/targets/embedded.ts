@@ -271,9 +271,9 @@ class Applier {
   }
 
   /**
-   * A batch of creates alone (a first load): who holds the usernames it asks for, in one query instead of one per
-   * user. Only then: no other op of the batch can free or take a username meanwhile, and the batch's own creates
-   * are added as they are applied.
+   * For a batch of creates alone (a first load; the caller checks): who holds the usernames it asks for, in one
+   * query instead of one per user. Only for such a batch: no other op in it can free or take a username meanwhile,
+   * and its own creates are added as they are applied.
    */
   readTakenUsernames(batch: JournalOperation[]): void {
     const wanted = batch.flatMap((e) => (e.op.op === 'create' && e.op.entity === 'user' ? [e.op.after.username ?? ''] : []));

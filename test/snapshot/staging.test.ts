@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { UserRecord } from '../../src/model.js';
-import { StagingSink } from '../../src/snapshot/staging.js';
+import { keyHash, StagingSink } from '../../src/snapshot/staging.js';
 import { openUsersRows, readRows } from '../../src/store/snapshots.js';
 
 let dir: string;
@@ -17,21 +17,14 @@ afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const user = (externalId: string, username: string): UserRecord => ({ externalId, firstName: 'F', lastName: 'L', username, memberOf: ['g'] });
 
-/** FNV-1a over UTF-16 code units, as the sink's table hashes keys. */
-function fnv(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
-
-/** Two different strings with the same 32-bit FNV-1a hash (a birthday search over a few hundred thousand). */
+/** Two different strings with the same hash in the sink's table (a birthday search over a few hundred thousand). */
 function collision(prefix: string): [string, string] {
   const seen = new Map<number, string>();
   for (let i = 0; ; i++) {
     const s = `${prefix}${i.toString(36)}`;
-    const other = seen.get(fnv(s));
+    const other = seen.get(keyHash(s));
     if (other !== undefined) return [other, s];
-    seen.set(fnv(s), s);
+    seen.set(keyHash(s), s);
   }
 }
 
@@ -50,7 +43,7 @@ describe('StagingSink', () => {
   it('takes two different usernames or external IDs that share a hash for two', () => {
     const [u1, u2] = collision('user');
     const [e1, e2] = collision('id');
-    expect(fnv(u1)).toBe(fnv(u2));
+    expect(keyHash(u1)).toBe(keyHash(u2));
     const sink = new StagingSink(dir, 'users');
     expect(sink.add(user(e1, u1), 2)).toBeNull();
     expect(sink.add(user(e2, u2), 3)).toBeNull();
@@ -72,7 +65,7 @@ describe('StagingSink for a check', () => {
       }
     };
     const run = new StagingSink(dir, 'users');
-    const check = new StagingSink(dir, 'users', { forRun: false });
+    const check = new StagingSink(dir, 'users', { syncMarks: false });
     for (const sink of [run, check]) {
       sink.add(user('b', 'b@x'), 2);
       sink.add(user('a', 'a@x'), 3);
