@@ -3,6 +3,8 @@
 export const FILE_TYPES = ['users', 'groups', 'segments'] as const;
 export type FileType = (typeof FILE_TYPES)[number];
 
+// The fields of each file type. Their order is also how a staged row is stored (src/snapshot/row-format.ts): a field
+// is only ever appended, never moved.
 export const USER_FIELDS = [
   'externalId', 'firstName', 'lastName', 'username', 'email', 'phone', 'title',
   'birthday', 'employedSince', 'employedUntil', 'gender', 'memberOf', 'adminOf',
