@@ -9,7 +9,7 @@ import {
   failedUsers, holdUserRemovals, journalProgress, JournalWriter, plannedBatch, recordOutcomes, runInProgress, savePlan, userOf, type StoredPlan,
 } from '../store/journal.js';
 import { loadDesiredTree, openDesiredUsers } from '../store/snapshots.js';
-import type { ApplySettings, Target } from '../targets/target.js';
+import type { ApplySettings, JournalOperation, Outcome, Target } from '../targets/target.js';
 import { syncContext, syncMark } from './sync-marks.js';
 
 export function planSettings(tenant: TenantConfig, now: string, approved = false): PlanSettings {
@@ -118,42 +118,66 @@ export async function applyJournal(app: App, tenant: TenantConfig, target: Targe
   let lastLog = Date.now();
   let lastTenth = Math.floor((done * 10) / total);
   app.logger.info({ tenant: tenant.id, runId, ops: total, planned }, 'applying plan');
-  for (let after = 0; ;) {
-    if (target.quarantine?.(tenant.id)) break; // nothing more is sent; the rest stays planned (docs/targets.md)
+  let after = 0;
+  let bySeq = new Map<number, JournalOperation>();
+  let batchSize = 0;
+  const nextBatch = (): JournalOperation[] => {
+    if (target.quarantine?.(tenant.id)) return []; // nothing more is sent; the rest stays planned (docs/targets.md)
     const batch = plannedBatch(db, runId, after, size);
-    if (batch.length === 0) break;
-    const bySeq = new Map(batch.map((e) => [e.seq, e]));
+    bySeq = new Map(batch.map((e) => [e.seq, e]));
+    batchSize = batch.length;
     for (const e of batch) {
       if (e.mark !== undefined && failed.has(userOf(e.op) ?? '')) delete e.mark;
     }
-    try {
-      await target.applyBatch(tenant.id, batch, settings, (outcomes) => {
-        // Another process applying the same run got there first: throwing rolls back a transactional target's
-        // batch (nothing applied twice); the loop then reads on from what is still planned.
-        if (recordOutcomes(db, runId, outcomes, outcomes.length === batch.length) !== outcomes.length) throw new StaleBatch();
-        const newlyFailed: [string, null][] = [];
-        for (const o of outcomes) {
-          const user = o.status === 'failed' ? userOf(bySeq.get(o.seq)!.op) : null;
-          if (user !== null && !failed.has(user)) {
-            failed.add(user);
-            newlyFailed.push([user, null]);
-          }
-        }
-        if (newlyFailed.length) target.markSynced?.(tenant.id, newlyFailed);
-      });
-    } catch (err) {
-      if (!(err instanceof StaleBatch)) throw err;
-      app.logger.warn({ tenant: tenant.id, runId }, 'another process is applying this run; reading on from what is still planned');
-      continue;
+    if (batch.length > 0) after = batch[batch.length - 1].seq;
+    return batch;
+  };
+  const record = (outcomes: Outcome[]) => {
+    // Another process applying the same run got there first: throwing rolls back a transactional target's
+    // batch (nothing applied twice); the loop then reads on from what is still planned.
+    if (recordOutcomes(db, runId, outcomes, outcomes.length === batchSize) !== outcomes.length) throw new StaleBatch();
+    const newlyFailed: [string, null][] = [];
+    for (const o of outcomes) {
+      const user = o.status === 'failed' ? userOf(bySeq.get(o.seq)!.op) : null;
+      if (user !== null && !failed.has(user)) {
+        failed.add(user);
+        newlyFailed.push([user, null]);
+      }
     }
-    after = batch[batch.length - 1].seq;
-    done += batch.length;
+    if (newlyFailed.length) target.markSynced?.(tenant.id, newlyFailed);
+  };
+  const progress = (n: number) => {
+    done += n;
     onProgress?.(done, total);
     const tenth = Math.floor((done * 10) / total);
     if (tenth > lastTenth || Date.now() - lastLog > 10_000) {
       app.logger.info({ tenant: tenant.id, runId, done, total }, `applied ${Math.round((done * 100) / total)}%`);
       lastTenth = tenth;
       lastLog = Date.now();
+    }
+  };
+  for (;;) {
+    try {
+      if (target.applyBatches) {
+        // A local target takes batches as it pulls them, several to a transaction; progress as each is recorded.
+        await target.applyBatches(tenant.id, nextBatch, settings, (outcomes) => {
+          record(outcomes);
+          progress(outcomes.length);
+        }, total - done);
+        return;
+      }
+      const batch = nextBatch();
+      if (batch.length === 0) return;
+      await target.applyBatch(tenant.id, batch, settings, record);
+      progress(batch.length);
+    } catch (err) {
+      if (!(err instanceof StaleBatch)) throw err;
+      app.logger.warn({ tenant: tenant.id, runId }, 'another process is applying this run; reading on from what is still planned');
+      // What the rolled-back transaction did is undone: read on from the journal as it is.
+      after = 0;
+      done = total - journalProgress(db, runId).planned;
+      failed.clear();
+      for (const user of failedUsers(db, runId)) failed.add(user);
     }
   }
 }

@@ -19,6 +19,13 @@ export class EmbeddedTarget implements Target {
   readonly kind = 'embedded';
   /** Operations per transaction: large enough that commits cost little, small enough that a crash loses little work. */
   readonly batchSize = 5000;
+  /**
+   * The most operations in one transaction of `applyBatches`. Each commit writes every page it changed, and a run's
+   * inserts into the username index (random keys) change a page per user until the whole index is covered: fewer,
+   * larger transactions write each page fewer times. A run takes at least ten transactions (a tenth of its
+   * operations each, never less than a batch), so a crash loses at most a tenth of its work.
+   */
+  readonly transactionSize = 50_000;
   constructor(private readonly db: Db) {}
 
   async load(tenant: string): Promise<DirectoryState> {
@@ -49,42 +56,79 @@ export class EmbeddedTarget implements Target {
 
   /** One transaction per batch: the changes, the users' sync marks and the journal's outcomes commit together. */
   async applyBatch(tenant: string, batch: JournalOperation[], settings: ApplySettings, record: (outcomes: Outcome[]) => void): Promise<Outcome[]> {
-    const createsOnly = batch.length > 1 && batch.every((e) => e.op.op === 'create');
-    // A batch of creates (a first load) links each new user to itself and to groups and segments the applier
-    // resolved in this same transaction: the foreign keys hold by construction, and SQLite's check of both parents
-    // of every membership and segment link was a fifth of the batch's time. Off for such a batch only (the pragma
-    // cannot change inside a transaction; it is a no-op when the caller already holds one).
-    const skipForeignKeys = createsOnly && !this.db.inTransaction;
+    let outcomes: Outcome[] = [];
+    this.inBatchTransaction(batch, () => {
+      outcomes = this.applyOps(tenant, batch, settings, record);
+    });
+    return outcomes;
+  }
+
+  /**
+   * Batches from `next` in transactions of up to `transactionSize` operations (see there), each batch's outcomes recorded in the
+   * transaction that applies it. A batch of creates and one of anything else never share a transaction (see
+   * inBatchTransaction).
+   */
+  applyBatches(tenant: string, next: () => JournalOperation[], settings: ApplySettings, record: (outcomes: Outcome[]) => void, remaining: number): void {
+    const budget = Math.max(this.batchSize, Math.min(this.transactionSize, Math.ceil(remaining / 10)));
+    for (let batch = next(); batch.length > 0;) {
+      const first = batch;
+      this.inBatchTransaction(first, () => {
+        const createsOnly = isCreatesOnly(first);
+        let size = 0;
+        for (let b = first; ;) {
+          this.applyOps(tenant, b, settings, record);
+          size += b.length;
+          batch = next();
+          if (batch.length === 0 || size >= budget || isCreatesOnly(batch) !== createsOnly) return;
+          b = batch;
+        }
+      });
+    }
+  }
+
+  /**
+   * Runs `fn` in one transaction. For a batch of creates (a first load) SQLite's foreign-key checks are off: each new
+   * user's memberships and segment links point at the user just inserted and at groups and segments the applier
+   * resolved in the same transaction, so the keys hold by construction, and checking both parents of every
+   * membership and link was a fifth of the batch's time. The pragma cannot change inside a transaction (it is a
+   * no-op when the caller already holds one), so it is switched around it, and on again in any case.
+   */
+  private inBatchTransaction(first: JournalOperation[], fn: () => void): void {
+    const skipForeignKeys = isCreatesOnly(first) && !this.db.inTransaction;
     if (skipForeignKeys) this.db.pragma('foreign_keys = OFF');
     try {
-      return this.applyInTransaction(tenant, batch, settings, record, createsOnly);
+      inTransaction(this.db, fn);
     } finally {
       if (skipForeignKeys) this.db.pragma('foreign_keys = ON');
     }
   }
 
-  private applyInTransaction(tenant: string, batch: JournalOperation[], settings: ApplySettings, record: (outcomes: Outcome[]) => void, createsOnly: boolean): Outcome[] {
-    return inTransaction(this.db, () => {
-      bumpVersion(this.db, tenant);
-      const applier = new Applier(this.db, tenant, settings);
-      if (createsOnly) applier.readTakenUsernames(batch);
-      const outcomes = batch.map(({ seq, op, mark }): Outcome => {
-        try {
-          applier.apply(op, mark);
-          return { seq, status: 'done' };
-        } catch (err) {
-          // Each op is one statement (or checks before it), so a failure leaves nothing half-done.
-          if (err instanceof OperationError) return { seq, status: 'failed', error: err.message };
-          // The first write of an op is the one a conflict can stop (e.g. another run created the same external ID
-          // meanwhile): nothing of the op is written, and the next run plans it again from the new state.
-          if (err instanceof Database.SqliteError && err.code.startsWith('SQLITE_CONSTRAINT')) return { seq, status: 'failed', error: `the directory refused it: ${err.message}` };
-          throw err;
-        }
-      });
-      record(outcomes);
-      return outcomes;
+  /** Applies a batch inside the caller's transaction and records its outcomes there. */
+  private applyOps(tenant: string, batch: JournalOperation[], settings: ApplySettings, record: (outcomes: Outcome[]) => void): Outcome[] {
+    bumpVersion(this.db, tenant);
+    const applier = new Applier(this.db, tenant, settings);
+    if (isCreatesOnly(batch)) applier.readTakenUsernames(batch);
+    const outcomes = batch.map(({ seq, op, mark }): Outcome => {
+      try {
+        applier.apply(op, mark);
+        return { seq, status: 'done' };
+      } catch (err) {
+        // Each op is one statement (or checks before it), so a failure leaves nothing half-done.
+        if (err instanceof OperationError) return { seq, status: 'failed', error: err.message };
+        // The first write of an op is the one a conflict can stop (e.g. another run created the same external ID
+        // meanwhile): nothing of the op is written, and the next run plans it again from the new state.
+        if (err instanceof Database.SqliteError && err.code.startsWith('SQLITE_CONSTRAINT')) return { seq, status: 'failed', error: `the directory refused it: ${err.message}` };
+        throw err;
+      }
     });
+    record(outcomes);
+    return outcomes;
   }
+}
+
+/** A batch of creates only (a first load's users): see inBatchTransaction and readTakenUsernames. */
+function isCreatesOnly(batch: JournalOperation[]): boolean {
+  return batch.length > 1 && batch.every((e) => e.op.op === 'create');
 }
 
 const PAGE = 1000;

@@ -205,6 +205,39 @@ describe('progress of a long apply', () => {
   });
 });
 
+describe('several batches to a transaction (applyBatches, the embedded directory)', () => {
+  // 100 users in batches of 3: a run of 100 operations takes transactions of a tenth of it (10 operations or more,
+  // so four batches each). A kill while the engine reads the next batch (its 3rd read: inside the first
+  // transaction; its 6th: inside the second) leaves exactly the transactions committed before it.
+  it.each([
+    { killAt: 3, done: 0 },
+    { killAt: 6, done: 12 },
+  ])('a kill at the engine\'s read $killAt leaves $done operations applied, the directory with them, and a restart finishes', async ({ killAt, done }) => {
+    const rows = Array.from({ length: 100 }, (_, i) => ({ id: `t${String(i).padStart(3, '0')}` }));
+    const id = (await receiveFile(app, app.tenant('acme'), ws.file('users.csv', usersCsv(rows)))).id;
+    const embedded = app.target(app.tenant('acme'));
+    let reads = 0;
+    const original = app.target.bind(app);
+    const target: Target = Object.assign(Object.create(Object.getPrototypeOf(embedded)), embedded, { batchSize: 3 });
+    const applyBatches = target.applyBatches!.bind(target);
+    target.applyBatches = (tenant, next, settings, record, remaining) => applyBatches(tenant, () => {
+      if (++reads === killAt) throw new Error('killed');
+      return next();
+    }, settings, record, remaining);
+    app.target = () => target;
+    await expect(reconcile(app, app.tenant('acme'), { kind: 'ingest', fileIds: [id] })).rejects.toThrow('killed');
+    app.target = original;
+    const statuses = app.db.prepare('SELECT status, count(*) AS n FROM journal GROUP BY status ORDER BY status').all();
+    expect(statuses).toEqual(done ? [{ status: 'done', n: done }, { status: 'planned', n: 100 - done }] : [{ status: 'planned', n: 100 }]);
+    expect(readDirectory(app.db, 'acme').users).toHaveLength(done);
+    expect(app.db.pragma('foreign_keys', { simple: true })).toBe(1); // off only inside a batch of creates
+    const [report] = await resumeUnfinished(app, new Set(['acme']));
+    expect(report.counts).toMatchObject({ created: 100, failed: 0 });
+    expect(readDirectory(app.db, 'acme').users.map((u) => u.externalId)).toEqual(rows.map((r) => r.id));
+    expect(app.db.prepare('SELECT status, count(*) AS n FROM journal GROUP BY status').all()).toEqual([{ status: 'done', n: 100 }]);
+  });
+});
+
 describe('two processes on one tenant', () => {
   async function cutOffRun(rows: { id: string }[]) {
     const ids = [];
@@ -212,8 +245,10 @@ describe('two processes on one tenant', () => {
     const embedded = app.target(app.tenant('acme'));
     let budget = 1;
     const original = app.target.bind(app);
+    // Batch by batch (applyBatch, as a remote target applies), so the kill lands between two batches.
     app.target = () => Object.assign(Object.create(Object.getPrototypeOf(embedded)), embedded, {
       batchSize: 5,
+      applyBatches: undefined,
       applyBatch: (...args: Parameters<Target['applyBatch']>) => {
         if (budget-- <= 0) throw new Error('killed');
         return embedded.applyBatch(...args);
@@ -242,6 +277,7 @@ describe('two processes on one tenant', () => {
     let raced = false;
     app.target = () => Object.assign(Object.create(Object.getPrototypeOf(embedded)), embedded, {
       batchSize: 5,
+      applyBatches: undefined,
       applyBatch: async (...args: Parameters<Target['applyBatch']>) => {
         // The other process finishes the whole run between this one reading its batch and applying it.
         if (!raced) await resumeUnfinished(other, new Set(['acme']));
