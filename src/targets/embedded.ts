@@ -70,6 +70,18 @@ export class EmbeddedTarget implements Target {
    */
   applyBatches(tenant: string, next: () => JournalOperation[], settings: ApplySettings, record: (outcomes: Outcome[]) => void, remaining: number): void {
     const budget = Math.max(this.batchSize, Math.min(this.transactionSize, Math.ceil(remaining / 10)));
+    // A large run's inserts land all over the username index: past a few hundred thousand users it outgrows the
+    // usual 16 MB of page cache and most inserts would read their page back first. Bounded, and only for the apply.
+    const cache = remaining >= LARGE_RUN ? this.db.pragma('cache_size', { simple: true }) as number : undefined;
+    if (cache !== undefined) this.db.pragma(`cache_size = ${LARGE_RUN_CACHE}`);
+    try {
+      this.applyTransactions(tenant, next, settings, record, budget);
+    } finally {
+      if (cache !== undefined) this.db.pragma(`cache_size = ${cache}`);
+    }
+  }
+
+  private applyTransactions(tenant: string, next: () => JournalOperation[], settings: ApplySettings, record: (outcomes: Outcome[]) => void, budget: number): void {
     for (let batch = next(); batch.length > 0;) {
       const first = batch;
       this.inBatchTransaction(first, () => {
@@ -125,6 +137,10 @@ export class EmbeddedTarget implements Target {
     return outcomes;
   }
 }
+
+/** Operations still planned from which a run applies with a larger page cache (LARGE_RUN_CACHE, in KiB as SQLite takes it). */
+const LARGE_RUN = 250_000;
+const LARGE_RUN_CACHE = -65_536;
 
 /** A batch of creates only (a first load's users): see inBatchTransaction and readTakenUsernames. */
 function isCreatesOnly(batch: JournalOperation[]): boolean {
