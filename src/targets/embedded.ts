@@ -26,6 +26,8 @@ export class EmbeddedTarget implements Target {
    * operations each, never less than a batch), so a crash loses at most a tenth of its work.
    */
   readonly transactionSize = 50_000;
+  /** Operations still planned from which a run is applied with 64 MB of page cache (see applyBatches). */
+  readonly largeRun = 250_000;
   constructor(private readonly db: Db) {}
 
   async load(tenant: string): Promise<DirectoryState> {
@@ -72,7 +74,7 @@ export class EmbeddedTarget implements Target {
     const budget = Math.max(this.batchSize, Math.min(this.transactionSize, Math.ceil(remaining / 10)));
     // A large run's inserts land all over the username index: past a few hundred thousand users it outgrows the
     // usual 16 MB of page cache and most inserts would read their page back first. Bounded, and only for the apply.
-    const cache = remaining >= LARGE_RUN ? this.db.pragma('cache_size', { simple: true }) as number : undefined;
+    const cache = remaining >= this.largeRun ? this.db.pragma('cache_size', { simple: true }) as number : undefined;
     if (cache !== undefined) this.db.pragma(`cache_size = ${LARGE_RUN_CACHE}`);
     try {
       this.applyTransactions(tenant, next, settings, record, budget);
@@ -138,8 +140,7 @@ export class EmbeddedTarget implements Target {
   }
 }
 
-/** Operations still planned from which a run applies with a larger page cache (LARGE_RUN_CACHE, in KiB as SQLite takes it). */
-const LARGE_RUN = 250_000;
+/** The page cache of a large run's apply (see EmbeddedTarget.largeRun), in KiB as SQLite takes it. */
 const LARGE_RUN_CACHE = -65_536;
 
 /** A batch of creates only (a first load's users): see inBatchTransaction and readTakenUsernames. */

@@ -238,6 +238,31 @@ describe('several batches to a transaction (applyBatches, the embedded directory
   });
 });
 
+describe('the page cache of a large run', () => {
+  it('is 64 MB while a run of largeRun operations or more is applied, and what it was again after', async () => {
+    const rows = Array.from({ length: 20 }, (_, i) => ({ id: `c${String(i).padStart(2, '0')}` }));
+    const embedded = app.target(app.tenant('acme'));
+    const seen: number[] = [];
+    const original = app.target.bind(app);
+    const target: Target = Object.assign(Object.create(Object.getPrototypeOf(embedded)), embedded, { batchSize: 5, largeRun: 20 });
+    const applyBatches = target.applyBatches!.bind(target);
+    target.applyBatches = (tenant, next, settings, record, remaining) => applyBatches(tenant, next, settings, (outcomes) => {
+      seen.push(app.db.pragma('cache_size', { simple: true }) as number);
+      record(outcomes);
+    }, remaining);
+    app.target = () => target;
+    const before = app.db.pragma('cache_size', { simple: true });
+    await reconcile(app, app.tenant('acme'), { kind: 'ingest', fileIds: [(await receiveFile(app, app.tenant('acme'), ws.file('users.csv', usersCsv(rows)))).id] });
+    expect(seen).toEqual([-65536, -65536, -65536, -65536]);
+    expect(app.db.pragma('cache_size', { simple: true })).toBe(before);
+    // A smaller run keeps the usual cache.
+    seen.length = 0;
+    await reconcile(app, app.tenant('acme'), { kind: 'ingest', fileIds: [(await receiveFile(app, app.tenant('acme'), ws.file('users.csv', usersCsv([...rows, { id: 'c99' }])))).id] });
+    expect(seen).toEqual([before]);
+    app.target = original;
+  });
+});
+
 describe('two processes on one tenant', () => {
   async function cutOffRun(rows: { id: string }[]) {
     const ids = [];
