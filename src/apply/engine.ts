@@ -176,6 +176,7 @@ export async function applyJournal(app: App, tenant: TenantConfig, target: Targe
       // What the rolled-back transaction did is undone: read on from the journal as it is.
       after = 0;
       done = total - journalProgress(db, runId).planned;
+      lastTenth = Math.floor((done * 10) / total);
       failed.clear();
       for (const user of failedUsers(db, runId)) failed.add(user);
     }

@@ -13,10 +13,10 @@ export function openDatabase(file: string): Db {
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
-  // 16 MB of page cache (the default is 2 MB). Measured with bench:ingest, 64 MB was no faster, even for a first load
-  // of 1M users into indexes of random keys (the OS page cache holds the rest), and cost 60–100 MB of peak RSS.
+  // 16 MB of page cache (the default is 2 MB). Measured with bench:ingest, 64 MB made no run of 100k users faster and
+  // cost 60–100 MB of peak RSS; only the apply of a large run gets more (EmbeddedTarget.largeRun).
   db.pragma('cache_size = -16384');
-  // A run commits a transaction per batch of operations; checkpointing the WAL every 4 MB (the default) would copy
+  // A run commits a transaction every few batches of operations; checkpointing the WAL every 4 MB (the default) would copy
   // the same index pages into the database file, with an fsync, many times over a first load.
   db.pragma('wal_autocheckpoint = 16384');
   migrate(db);

@@ -1,5 +1,5 @@
 // The embedded WT directory: users, groups, segments and their links in the service's own SQLite database.
-// A run applies in batches of journal operations, each batch in one transaction with its outcomes, so a crash at any
+// A run applies in batches of journal operations, whole batches to a transaction with their outcomes, so a crash at any
 // point leaves the directory as of a whole number of batches and the journal saying exactly which.
 import Database from 'better-sqlite3';
 import { USER_SCALAR_FIELDS, type UserScalarField } from '../model.js';
@@ -17,16 +17,18 @@ class OperationError extends Error {}
 
 export class EmbeddedTarget implements Target {
   readonly kind = 'embedded';
-  /** Operations per transaction: large enough that commits cost little, small enough that a crash loses little work. */
+  /** Operations per batch the engine reads from the journal (and per transaction of `applyBatch`). */
   readonly batchSize = 5000;
   /**
    * The most operations in one transaction of `applyBatches`. Each commit writes every page it changed, and a run's
    * inserts into the username index (random keys) change a page per user until the whole index is covered: fewer,
-   * larger transactions write each page fewer times. A run takes at least ten transactions (a tenth of its
-   * operations each, never less than a batch), so a crash loses at most a tenth of its work.
+   * larger transactions write each page fewer times. A transaction takes about a tenth of the operations still planned
+   * (rounded up to whole batches, at least one batch), and ends after TRANSACTION_MS whatever its size: a crash loses
+   * about a tenth of a large run's work at most, and another process waiting for the write lock (busy_timeout, 5 s)
+   * is not kept out for long.
    */
   readonly transactionSize = 50_000;
-  /** Operations still planned from which a run is applied with 64 MB of page cache (see applyBatches). */
+  /** Operations still planned (when the apply starts) from which it runs with 64 MB of page cache (see applyBatches). */
   readonly largeRun = 250_000;
   constructor(private readonly db: Db) {}
 
@@ -66,9 +68,9 @@ export class EmbeddedTarget implements Target {
   }
 
   /**
-   * Batches from `next` in transactions of up to `transactionSize` operations (see there), each batch's outcomes recorded in the
-   * transaction that applies it. A batch of creates and one of anything else never share a transaction (see
-   * inBatchTransaction).
+   * Batches from `next` in transactions of up to `transactionSize` operations (see there), each batch's outcomes
+   * recorded in the transaction that applies it. A batch of creates and one of anything else never share a
+   * transaction (see inBatchTransaction).
    */
   applyBatches(tenant: string, next: () => JournalOperation[], settings: ApplySettings, record: (outcomes: Outcome[]) => void, remaining: number): void {
     const budget = Math.max(this.batchSize, Math.min(this.transactionSize, Math.ceil(remaining / 10)));
@@ -89,11 +91,12 @@ export class EmbeddedTarget implements Target {
       this.inBatchTransaction(first, () => {
         const createsOnly = isCreatesOnly(first);
         let size = 0;
+        const started = performance.now();
         for (let b = first; ;) {
           this.applyOps(tenant, b, settings, record);
           size += b.length;
           batch = next();
-          if (batch.length === 0 || size >= budget || isCreatesOnly(batch) !== createsOnly) return;
+          if (batch.length === 0 || size >= budget || performance.now() - started > TRANSACTION_MS || isCreatesOnly(batch) !== createsOnly) return;
           b = batch;
         }
       });
@@ -140,6 +143,8 @@ export class EmbeddedTarget implements Target {
   }
 }
 
+/** The longest a transaction of `applyBatches` goes on taking batches (see EmbeddedTarget.transactionSize). */
+const TRANSACTION_MS = 2000;
 /** The page cache of a large run's apply (see EmbeddedTarget.largeRun), in KiB as SQLite takes it. */
 const LARGE_RUN_CACHE = -65_536;
 

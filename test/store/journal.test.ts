@@ -316,6 +316,31 @@ describe('two processes on one tenant', () => {
     expect(app.db.prepare("SELECT status, count(*) AS n FROM journal GROUP BY status").all()).toEqual([{ status: 'done', n: 12 }]);
     expect((app.db.prepare("SELECT status FROM runs").pluck().all())).toEqual(['applied']);
   });
+
+  it('a transaction whose first batch another process applied meanwhile is rolled back whole (applyBatches)', async () => {
+    const rows = Array.from({ length: 12 }, (_, i) => ({ id: `r${String(i).padStart(2, '0')}` }));
+    await cutOffRun(rows); // 5 applied, 7 planned
+    const other = ws.open(() => new Date('2026-02-01T01:00:00Z'));
+    const otherTarget = other.target(other.tenant('acme'));
+    const runId = app.db.prepare("SELECT id FROM runs WHERE status = 'pending'").pluck().get() as number;
+    const embedded = app.target(app.tenant('acme'));
+    let reads = 0;
+    const target: Target = Object.assign(Object.create(Object.getPrototypeOf(embedded)), embedded, { batchSize: 5 });
+    const applyBatches = target.applyBatches!.bind(target);
+    target.applyBatches = (tenant, next, settings, record, remaining) => applyBatches(tenant, () => {
+      const batch = next();
+      // The other process applies this very batch, with its outcomes, between this one reading it and applying it
+      // (the embedded applyBatch runs to its commit before it returns).
+      if (reads++ === 0) void otherTarget.applyBatch(tenant, batch, settings, (outcomes) => recordOutcomes(other.db, runId, outcomes, true));
+      return batch;
+    }, settings, record, remaining);
+    app.target = () => target;
+    await resumeUnfinished(app, new Set(['acme']));
+    expect(reads).toBeGreaterThan(2); // read again after the rollback
+    expect(readDirectory(app.db, 'acme').users.map((u) => u.externalId)).toEqual(rows.map((r) => r.id));
+    expect(app.db.prepare("SELECT status, count(*) AS n FROM journal GROUP BY status").all()).toEqual([{ status: 'done', n: 12 }]);
+    expect((app.db.prepare("SELECT status FROM runs").pluck().all())).toEqual(['applied']);
+  });
 });
 
 describe('journal retention (journalDays)', () => {
