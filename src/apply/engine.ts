@@ -119,13 +119,12 @@ export async function applyJournal(app: App, tenant: TenantConfig, target: Targe
   let lastTenth = Math.floor((done * 10) / total);
   app.logger.info({ tenant: tenant.id, runId, ops: total, planned }, 'applying plan');
   let after = 0;
+  // The batch last read: the one `record` is called for (a target records a batch before it reads the next).
   let bySeq = new Map<number, JournalOperation>();
-  let batchSize = 0;
   const nextBatch = (): JournalOperation[] => {
     if (target.quarantine?.(tenant.id)) return []; // nothing more is sent; the rest stays planned (docs/targets.md)
     const batch = plannedBatch(db, runId, after, size);
     bySeq = new Map(batch.map((e) => [e.seq, e]));
-    batchSize = batch.length;
     for (const e of batch) {
       if (e.mark !== undefined && failed.has(userOf(e.op) ?? '')) delete e.mark;
     }
@@ -135,7 +134,7 @@ export async function applyJournal(app: App, tenant: TenantConfig, target: Targe
   const record = (outcomes: Outcome[]) => {
     // Another process applying the same run got there first: throwing rolls back a transactional target's
     // batch (nothing applied twice); the loop then reads on from what is still planned.
-    if (recordOutcomes(db, runId, outcomes, outcomes.length === batchSize) !== outcomes.length) throw new StaleBatch();
+    if (recordOutcomes(db, runId, outcomes, outcomes.length === bySeq.size) !== outcomes.length) throw new StaleBatch();
     const newlyFailed: [string, null][] = [];
     for (const o of outcomes) {
       const user = o.status === 'failed' ? userOf(bySeq.get(o.seq)!.op) : null;

@@ -60,11 +60,8 @@ export class EmbeddedTarget implements Target {
 
   /** One transaction per batch: the changes, the users' sync marks and the journal's outcomes commit together. */
   async applyBatch(tenant: string, batch: JournalOperation[], settings: ApplySettings, record: (outcomes: Outcome[]) => void): Promise<Outcome[]> {
-    let outcomes: Outcome[] = [];
-    this.inBatchTransaction(batch, () => {
-      outcomes = this.applyOps(tenant, batch, settings, record);
-    });
-    return outcomes;
+    const createsOnly = isCreatesOnly(batch);
+    return this.inBatchTransaction(createsOnly, () => this.applyOps(tenant, batch, settings, record, createsOnly));
   }
 
   /**
@@ -79,27 +76,24 @@ export class EmbeddedTarget implements Target {
     const cache = remaining >= this.largeRun ? this.db.pragma('cache_size', { simple: true }) as number : undefined;
     if (cache !== undefined) this.db.pragma(`cache_size = ${LARGE_RUN_CACHE}`);
     try {
-      this.applyTransactions(tenant, next, settings, record, budget);
+      // Each transaction returns the batch that ended it (empty: the run is done), the first of the next one.
+      for (let batch = next(); batch.length > 0;) {
+        const first = batch;
+        const createsOnly = isCreatesOnly(first);
+        batch = this.inBatchTransaction(createsOnly, () => {
+          const started = performance.now();
+          let size = 0;
+          for (let b = first; ;) {
+            this.applyOps(tenant, b, settings, record, createsOnly);
+            size += b.length;
+            const following = next();
+            if (following.length === 0 || size >= budget || performance.now() - started > TRANSACTION_MS || isCreatesOnly(following) !== createsOnly) return following;
+            b = following;
+          }
+        });
+      }
     } finally {
       if (cache !== undefined) this.db.pragma(`cache_size = ${cache}`);
-    }
-  }
-
-  private applyTransactions(tenant: string, next: () => JournalOperation[], settings: ApplySettings, record: (outcomes: Outcome[]) => void, budget: number): void {
-    for (let batch = next(); batch.length > 0;) {
-      const first = batch;
-      this.inBatchTransaction(first, () => {
-        const createsOnly = isCreatesOnly(first);
-        let size = 0;
-        const started = performance.now();
-        for (let b = first; ;) {
-          this.applyOps(tenant, b, settings, record);
-          size += b.length;
-          batch = next();
-          if (batch.length === 0 || size >= budget || performance.now() - started > TRANSACTION_MS || isCreatesOnly(batch) !== createsOnly) return;
-          b = batch;
-        }
-      });
     }
   }
 
@@ -110,21 +104,21 @@ export class EmbeddedTarget implements Target {
    * membership and link was a fifth of the batch's time. The pragma cannot change inside a transaction (it is a
    * no-op when the caller already holds one), so it is switched around it, and on again in any case.
    */
-  private inBatchTransaction(first: JournalOperation[], fn: () => void): void {
-    const skipForeignKeys = isCreatesOnly(first) && !this.db.inTransaction;
+  private inBatchTransaction<T>(createsOnly: boolean, fn: () => T): T {
+    const skipForeignKeys = createsOnly && !this.db.inTransaction;
     if (skipForeignKeys) this.db.pragma('foreign_keys = OFF');
     try {
-      inTransaction(this.db, fn);
+      return inTransaction(this.db, fn);
     } finally {
       if (skipForeignKeys) this.db.pragma('foreign_keys = ON');
     }
   }
 
   /** Applies a batch inside the caller's transaction and records its outcomes there. */
-  private applyOps(tenant: string, batch: JournalOperation[], settings: ApplySettings, record: (outcomes: Outcome[]) => void): Outcome[] {
+  private applyOps(tenant: string, batch: JournalOperation[], settings: ApplySettings, record: (outcomes: Outcome[]) => void, createsOnly: boolean): Outcome[] {
     bumpVersion(this.db, tenant);
     const applier = new Applier(this.db, tenant, settings);
-    if (isCreatesOnly(batch)) applier.readTakenUsernames(batch);
+    if (createsOnly) applier.readTakenUsernames(batch);
     const outcomes = batch.map(({ seq, op, mark }): Outcome => {
       try {
         applier.apply(op, mark);
