@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { directoryView } from '../../src/targets/directory-view.js';
 import { readDirectory } from '../../src/targets/embedded.js';
-import type { Target } from '../../src/targets/target.js';
+import type { ApplySettings, JournalOperation, Outcome, Target } from '../../src/targets/target.js';
 import { makeWorkspace, usersCsv, type Workspace } from '../helpers/workspace.js';
 
 let ws: Workspace;
@@ -27,6 +27,22 @@ beforeEach(() => {
   app = ws.open(() => new Date('2026-02-01T01:00:00Z'));
 });
 afterEach(() => ws.cleanup());
+
+/** A copy of a target with some fields replaced: a test double that still applies for real. */
+function copyOf(target: Target, fields: Record<string, unknown>): Target {
+  return Object.assign(Object.create(Object.getPrototypeOf(target)), target, fields);
+}
+
+/** `target` with the `next` and `record` the engine hands its applyBatches passed through wrappers. */
+function pullingThrough(target: Target, wrap: {
+  next?: (next: () => JournalOperation[], tenant: string, settings: ApplySettings) => () => JournalOperation[];
+  record?: (record: (outcomes: Outcome[]) => void) => (outcomes: Outcome[]) => void;
+}): Target {
+  const applyBatches = target.applyBatches!.bind(target);
+  target.applyBatches = (tenant, next, settings, record, remaining) =>
+    applyBatches(tenant, wrap.next?.(next, tenant, settings) ?? next, settings, wrap.record?.(record) ?? record, remaining);
+  return target;
+}
 
 const create = (id: string): Operation => ({ op: 'create', entity: 'user', externalId: id, after: { externalId: id, firstName: 'F', lastName: 'L', username: `${id}@x` } });
 const link = (id: string): Operation => ({ op: 'link', entity: 'membership', userId: id, groupId: 'g', role: 'member' });
@@ -195,7 +211,7 @@ describe('progress of a long apply', () => {
     const rows = Array.from({ length: 40 }, (_, i) => ({ id: `p${String(i).padStart(2, '0')}` }));
     const id = (await receiveFile(app, app.tenant('acme'), ws.file('users.csv', usersCsv(rows)))).id;
     const embedded = app.target(app.tenant('acme'));
-    app.target = () => Object.assign(Object.create(Object.getPrototypeOf(embedded)), embedded, { batchSize: 4 });
+    app.target = () => copyOf(embedded, { batchSize: 4 });
     const lines: { msg: string; done?: number; total?: number }[] = [];
     app.logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
     const seen: [number, number][] = [];
@@ -218,12 +234,12 @@ describe('several batches to a transaction (applyBatches, the embedded directory
     const embedded = app.target(app.tenant('acme'));
     let reads = 0;
     const original = app.target.bind(app);
-    const target: Target = Object.assign(Object.create(Object.getPrototypeOf(embedded)), embedded, { batchSize: 3 });
-    const applyBatches = target.applyBatches!.bind(target);
-    target.applyBatches = (tenant, next, settings, record, remaining) => applyBatches(tenant, () => {
-      if (++reads === killAt) throw new Error('killed');
-      return next();
-    }, settings, record, remaining);
+    const target = pullingThrough(copyOf(embedded, { batchSize: 3 }), {
+      next: (next) => () => {
+        if (++reads === killAt) throw new Error('killed');
+        return next();
+      },
+    });
     app.target = () => target;
     await expect(reconcile(app, app.tenant('acme'), { kind: 'ingest', fileIds: [id] })).rejects.toThrow('killed');
     app.target = original;
@@ -244,12 +260,12 @@ describe('the page cache of a large run', () => {
     const embedded = app.target(app.tenant('acme'));
     const seen: number[] = [];
     const original = app.target.bind(app);
-    const target: Target = Object.assign(Object.create(Object.getPrototypeOf(embedded)), embedded, { batchSize: 5, largeRun: 20 });
-    const applyBatches = target.applyBatches!.bind(target);
-    target.applyBatches = (tenant, next, settings, record, remaining) => applyBatches(tenant, next, settings, (outcomes) => {
-      seen.push(app.db.pragma('cache_size', { simple: true }) as number);
-      record(outcomes);
-    }, remaining);
+    const target = pullingThrough(copyOf(embedded, { batchSize: 5, largeRun: 20 }), {
+      record: (record) => (outcomes) => {
+        seen.push(app.db.pragma('cache_size', { simple: true }) as number);
+        record(outcomes);
+      },
+    });
     app.target = () => target;
     const before = app.db.pragma('cache_size', { simple: true });
     await reconcile(app, app.tenant('acme'), { kind: 'ingest', fileIds: [(await receiveFile(app, app.tenant('acme'), ws.file('users.csv', usersCsv(rows)))).id] });
@@ -271,7 +287,7 @@ describe('two processes on one tenant', () => {
     let budget = 1;
     const original = app.target.bind(app);
     // Batch by batch (applyBatch, as a remote target applies), so the kill lands between two batches.
-    app.target = () => Object.assign(Object.create(Object.getPrototypeOf(embedded)), embedded, {
+    app.target = () => copyOf(embedded, {
       batchSize: 5,
       applyBatches: undefined,
       applyBatch: (...args: Parameters<Target['applyBatch']>) => {
@@ -300,7 +316,7 @@ describe('two processes on one tenant', () => {
     const other = ws.open(() => new Date('2026-02-01T01:00:00Z'));
     const embedded = app.target(app.tenant('acme'));
     let raced = false;
-    app.target = () => Object.assign(Object.create(Object.getPrototypeOf(embedded)), embedded, {
+    app.target = () => copyOf(embedded, {
       batchSize: 5,
       applyBatches: undefined,
       applyBatch: async (...args: Parameters<Target['applyBatch']>) => {
@@ -325,15 +341,15 @@ describe('two processes on one tenant', () => {
     const runId = app.db.prepare("SELECT id FROM runs WHERE status = 'pending'").pluck().get() as number;
     const embedded = app.target(app.tenant('acme'));
     let reads = 0;
-    const target: Target = Object.assign(Object.create(Object.getPrototypeOf(embedded)), embedded, { batchSize: 5 });
-    const applyBatches = target.applyBatches!.bind(target);
-    target.applyBatches = (tenant, next, settings, record, remaining) => applyBatches(tenant, () => {
-      const batch = next();
-      // The other process applies this very batch, with its outcomes, between this one reading it and applying it
-      // (the embedded applyBatch runs to its commit before it returns).
-      if (reads++ === 0) void otherTarget.applyBatch(tenant, batch, settings, (outcomes) => recordOutcomes(other.db, runId, outcomes, true));
-      return batch;
-    }, settings, record, remaining);
+    const target = pullingThrough(copyOf(embedded, { batchSize: 5 }), {
+      next: (next, tenant, settings) => () => {
+        const batch = next();
+        // The other process applies this very batch, with its outcomes, between this one reading it and applying it
+        // (the embedded applyBatch runs to its commit before it returns).
+        if (reads++ === 0) void otherTarget.applyBatch(tenant, batch, settings, (outcomes) => recordOutcomes(other.db, runId, outcomes, true));
+        return batch;
+      },
+    });
     app.target = () => target;
     await resumeUnfinished(app, new Set(['acme']));
     expect(reads).toBeGreaterThan(2); // read again after the rollback
