@@ -29,7 +29,8 @@ import { checkPlan } from '../src/apply/dry-run.js';
 import type { EntityRecord } from '../src/model.js';
 import { reportJson, writeChunked } from '../src/report/text.js';
 import type { Target } from '../src/targets/target.js';
-import { writeGroups, writeSegments, writeUsers } from './lib/generate.js';
+import { measureDay1Floor } from './lib/floor.js';
+import { groupId, segmentId, writeGroups, writeSegments, writeUsers } from './lib/generate.js';
 
 const TENANT = 'bench';
 const GROUPS = 2000;
@@ -449,12 +450,22 @@ async function main(): Promise<void> {
     }
     console.log(`    BASELINE parse + INSERT     ${fmt(baselineMs).padStart(11)} ms       (the project's parser, every row INSERTed into a fresh SQLite table in one transaction; cpu ${fmt(baselineCpuMs)} ms)`);
     mark('baseline');
+    const floor = await measureDay1Floor({
+      dir: root, usersFile, groups: Array.from({ length: GROUPS }, (_, i) => groupId(i)), segments: Array.from({ length: SEGMENTS }, (_, i) => segmentId(i)),
+      parseOpts, repeat: args.repeat, timed: async (fn) => { const [r, wall] = await timed(fn); return [r, wall, lastCpuMs]; },
+    });
+    const floorMs = baselineMs + floor.directoryMs + floor.reportMs;
+    const floorCpuMs = baselineCpuMs + floor.directoryCpuMs + floor.reportCpuMs;
+    console.log(`    FLOOR of day 1              ${fmt(floorMs).padStart(11)} ms       = baseline + directory writes ${ms(floor.directoryMs)} + report of every operation ${ms(floor.reportMs)}` +
+      ` (bench/lib/floor.ts; cpu ${fmt(floorCpuMs)} ms): ${(floorMs / baselineMs).toFixed(2)} × the baseline, by cpu ${(floorCpuMs / baselineCpuMs).toFixed(2)} ×`);
+    mark('floor');
     app.close();
 
     // ---- (4)–(6) the product's work, in a process of its own: its peak RSS is the service's, not the bench's ----
     // The day-2 file (1 % of titles changed) is made here too: generating is the bench's work, not the product's.
     const { changed } = await writeUsers(users2File, { rows: N, groups: GROUPS, segments: SEGMENTS, changeEvery: 100 });
     const product = await runProductStages(root, { rows: N, changed, baselineMs, baselineCpuMs });
+    console.log(`(4') day 1 ÷ its floor          ${(product.endToEndMs / floorMs).toFixed(2).padStart(11)} ×        (by cpu ${(product.endToEndCpuMs / floorCpuMs).toFixed(2)} ×; the floor is ${(floorMs / baselineMs).toFixed(2)} × the baseline, the target ${TARGET.day1Ratio} ×)`);
     const { report1, reconcile1Ms, endToEndMs, endToEndCpuMs, day1Ratio, receiveUsersMs, d1, d2 } = product;
     const receiveRowsPerSec = rate(N, receiveUsersMs);
     const day1Ok = report1.status === 'applied';
@@ -481,6 +492,8 @@ async function main(): Promise<void> {
       rawRowsPerSec, validateRowsPerSec, stageRowsPerSec, receiveRowsPerSec, ratio, cpuRatio, sha256Ms: ms(shaBest),
       rawCpuMs: ms(rawCpu), validateCpuMs: ms(validateCpu), stageCpuMs: ms(stageCpu),
       baselineMs: ms(baselineMs), baselineCpuMs: ms(baselineCpuMs),
+      floorMs: ms(floorMs), floorCpuMs: ms(floorCpuMs), floorDirectoryMs: ms(floor.directoryMs), floorReportMs: ms(floor.reportMs),
+      floorBaselineRatio: Math.round((floorMs / baselineMs) * 100) / 100, day1FloorRatio: Math.round((product.endToEndMs / floorMs) * 100) / 100,
       endToEndMs: ms(endToEndMs), endToEndCpuMs: ms(endToEndCpuMs), day1BaselineRatio: Math.round(day1Ratio * 100) / 100,
       receiveUsersMs: ms(receiveUsersMs), reconcileDay1Ms: ms(reconcile1Ms),
       day1ApplyMs: ms(d1.apply), day1Ops: d1.ops, day1Counts: report1.counts, day1Status: report1.status,
