@@ -157,40 +157,63 @@ const SINGLE_LOADS = 50;
  */
 function* streamUsers(db: Db, tenant: string): Generator<DirectoryUserEntry> {
   const scalarCols = USER_SCALAR_FIELDS.map((f) => USER_COLUMNS[f]).join(', ');
+  const pageCols = 'id, external_id, removed_at, purge_after, synced';
   // Pages carry only what decides whether a user is skipped (its sync mark) or removed; the rest is read when the
-  // planner asks for it: on a daily run nearly every user is skipped.
-  const page = db.prepare('SELECT id, external_id, removed_at, purge_after, synced FROM dir_users WHERE tenant = ? AND external_id IS NOT NULL AND external_id > ? ORDER BY external_id LIMIT ?').raw();
+  // planner asks for it: on a daily run nearly every user is skipped. A page after one whose users were nearly all
+  // planned (a first load over an existing directory, a check, a rule change) is read whole instead: its scalars
+  // come with the page, from the rows the page reads anyway, and its links in one query each.
+  const page = db.prepare(`SELECT ${pageCols} FROM dir_users WHERE tenant = ? AND external_id IS NOT NULL AND external_id > ? ORDER BY external_id LIMIT ?`).raw();
+  const wholePage = db.prepare(`SELECT ${pageCols}, ${scalarCols} FROM dir_users WHERE tenant = ? AND external_id IS NOT NULL AND external_id > ? ORDER BY external_id LIMIT ?`).raw();
   const scalars = db.prepare(`SELECT id, ${scalarCols} FROM dir_users WHERE id IN (SELECT value FROM json_each(?))`).raw();
   const memberships = db.prepare('SELECT user_id, group_id, role, origin FROM dir_memberships WHERE user_id IN (SELECT value FROM json_each(?))').raw();
   const links = db.prepare('SELECT user_id, segment_id, origin FROM dir_segment_links WHERE user_id IN (SELECT value FROM json_each(?))').raw();
-  const pageOf = (rows: unknown[][]): PagedUser[] => {
+  /** Reads the memberships and links of `wanted` (their details already made) into them. */
+  const readLinks = (byId: Map<number, PagedUser>, wanted: PagedUser[]) => {
+    const ids = JSON.stringify(wanted.map((u) => u.id));
+    for (const [userId, groupId, role, origin] of memberships.all(ids) as [number, number, Role, Origin][]) byId.get(userId)!.details!.memberships.push({ userId, groupId, role, origin });
+    for (const [userId, segmentId, origin] of links.all(ids) as [number, number, Origin][]) byId.get(userId)!.details!.segmentLinks.push({ userId, segmentId, origin });
+  };
+  /** How many users of the page last read had their details asked for. */
+  let asked = 0;
+  const pageOf = (rows: unknown[][], whole: boolean): PagedUser[] => {
     const byId = new Map<number, PagedUser>();
-    let single = 0;
+    asked = 0;
+    if (whole) {
+      const count = () => void asked++;
+      for (const r of rows) {
+        const user = new PagedUser(r, count);
+        user.details = { scalars: [r[0], ...r.slice(5)], memberships: [], segmentLinks: [] };
+        byId.set(user.id, user);
+      }
+      readLinks(byId, [...byId.values()]);
+      return [...byId.values()];
+    }
     // A daily run plans a few users spread over every page (1 % changed: ~10 of each 1,000): those are read one by
-    // one. Past SINGLE_LOADS on one page (a first load, a check, a rule change) the rest of the page is read at once.
+    // one. Past SINGLE_LOADS on one page the rest of the page is read at once.
     const load = (user: PagedUser) => {
-      const wanted = single < SINGLE_LOADS ? [user] : [...byId.values()].filter((u) => !u.details);
-      if (single < SINGLE_LOADS) single++;
+      if (++asked > SINGLE_LOADS && user.details) return; // read with the rest of its page
+      const wanted = asked <= SINGLE_LOADS ? [user] : [...byId.values()].filter((u) => !u.details);
       const ids = JSON.stringify(wanted.map((u) => u.id));
       for (const u of wanted) u.details = { scalars: [], memberships: [], segmentLinks: [] };
       for (const r of scalars.all(ids) as unknown[][]) byId.get(r[0] as number)!.details!.scalars = r;
-      for (const [userId, groupId, role, origin] of memberships.all(ids) as [number, number, Role, Origin][]) byId.get(userId)!.details!.memberships.push({ userId, groupId, role, origin });
-      for (const [userId, segmentId, origin] of links.all(ids) as [number, number, Origin][]) byId.get(userId)!.details!.segmentLinks.push({ userId, segmentId, origin });
+      readLinks(byId, wanted);
     };
     for (const r of rows) byId.set(r[0] as number, new PagedUser(r, load));
     return [...byId.values()];
   };
-  for (let after = ''; ;) {
-    const rows = page.all(tenant, after, PAGE) as unknown[][];
-    yield* pageOf(rows);
+  // The planner is done with a page's users before it asks for the next page (it plans each user as it meets it).
+  for (let after = '', whole = false; ;) {
+    const rows = (whole ? wholePage : page).all(tenant, after, PAGE) as unknown[][];
+    yield* pageOf(rows, whole);
     if (rows.length < PAGE) break;
+    whole = asked > SINGLE_LOADS;
     after = rows[rows.length - 1][1] as string;
   }
   // Users made by hand (no external ID) never match a row; they are only removed or purged.
-  const manual = db.prepare('SELECT id, external_id, removed_at, purge_after, synced FROM dir_users WHERE tenant = ? AND external_id IS NULL AND id > ? ORDER BY id LIMIT ?').raw();
+  const manual = db.prepare(`SELECT ${pageCols} FROM dir_users WHERE tenant = ? AND external_id IS NULL AND id > ? ORDER BY id LIMIT ?`).raw();
   for (let after = 0; ;) {
     const rows = manual.all(tenant, after, PAGE) as unknown[][];
-    yield* pageOf(rows);
+    yield* pageOf(rows, false);
     if (rows.length < PAGE) break;
     after = rows[rows.length - 1][0] as number;
   }
@@ -209,7 +232,8 @@ class PagedUser {
   declare readonly username: string;
   details?: { scalars: unknown[]; memberships: DirectoryMembership[]; segmentLinks: DirectorySegmentLink[] };
 
-  constructor(r: unknown[], private readonly load: (user: PagedUser) => void) {
+  /** `asked`: called the first time this user's details are asked for; it reads them unless they came with the page. */
+  constructor(r: unknown[], private readonly asked: (user: PagedUser) => void) {
     this.id = r[0] as number;
     this.externalId = r[1] as string | null;
     this.removedAt = r[2] as string | null;
@@ -217,8 +241,13 @@ class PagedUser {
     this.mark = r[4] as string | null;
   }
 
+  private wasAsked = false;
+
   loaded(): NonNullable<PagedUser['details']> {
-    if (!this.details) this.load(this);
+    if (!this.wasAsked) {
+      this.wasAsked = true;
+      this.asked(this);
+    }
     return this.details!;
   }
 

@@ -71,3 +71,53 @@ describe('foreign keys around a batch of creates', () => {
     expect(() => app.db.prepare("INSERT INTO dir_memberships (user_id, group_id, role, origin) VALUES (999, 999, 'member', 'manual')").run()).toThrow(/FOREIGN KEY constraint failed/);
   });
 });
+
+describe('the directory as the planner streams it (reader().users)', () => {
+  // Pages of 1,000 users: those the planner asks about are read one by one, the rest of a page at once past 50, and
+  // a page after one whose users were nearly all asked about is read whole. Whatever the planner asks, it must see
+  // exactly what is stored.
+  it('gives every user as stored, page after page, whichever users the planner asks about', async () => {
+    const groups = ['g1', 'g2', 'g3'];
+    const ops: Operation[] = [
+      ...groups.map((g): Operation => ({ op: 'create', entity: 'group', externalId: g, after: { name: g.toUpperCase(), parentId: null } })),
+      { op: 'create', entity: 'segment', externalId: 's1', after: { name: 'S1' } },
+    ];
+    const N = 4300;
+    for (let i = 0; i < N; i++) {
+      const id = `u${String(i).padStart(5, '0')}`;
+      ops.push({
+        ...create(id, `${id}@x`), after: { externalId: id, firstName: `F${i}`, lastName: `L${i}`, username: `${id}@x`, title: i % 3 ? `T${i}` : null },
+        memberships: i % 5 === 0 ? [] : [{ groupId: groups[i % 3], role: i % 7 === 0 ? 'admin' : 'member' }, ...(i % 4 === 0 ? [{ groupId: 'g3', role: 'member' as const }] : [])],
+        segments: i % 2 ? ['s1'] : [],
+      } as Operation);
+    }
+    for (let i = 0; i < ops.length; i += 1000) await apply(ops.slice(i, i + 1000));
+    const manual = addManual(app.db, 'acme', NOW);
+    manual.user({ firstName: 'Hand', lastName: 'Made', username: 'hand@x' });
+    const dir = readDirectory(app.db, 'acme');
+    expect(dir.users).toHaveLength(N + 1);
+    const expected = new Map(dir.users.map((u) => [u.id, {
+      externalId: u.externalId, firstName: u.firstName, lastName: u.lastName, username: u.username, title: u.title, email: u.email, status: u.status,
+      memberships: dir.memberships.filter((m) => m.userId === u.id), segmentLinks: dir.segmentLinks.filter((l) => l.userId === u.id),
+    }]));
+    const patterns: [string, (i: number) => boolean][] = [
+      ['nobody', () => false],
+      ['everybody', () => true],
+      ['the first half, then nobody, then a few', (i) => i < 2150 || (i > 3200 && i % 97 === 0)],
+      ['a few, then everybody from the middle of a page', (i) => i % 101 === 0 || i >= 1500],
+      ['every other user', (i) => i % 2 === 0],
+    ];
+    for (const [name, asks] of patterns) {
+      const seen: string[] = [];
+      let i = 0;
+      for (const u of app.target(app.tenant('acme')).reader('acme').users()) {
+        seen.push(u.externalId ?? `#${u.id}`);
+        if (asks(i++)) {
+          const got = { externalId: u.externalId, firstName: u.firstName, lastName: u.lastName, username: u.username, title: u.title, email: u.email, status: u.status, memberships: u.memberships, segmentLinks: u.segmentLinks };
+          expect(got, `${name}: user ${u.externalId}`).toEqual(expected.get(u.id));
+        }
+      }
+      expect(seen, name).toEqual([...dir.users.filter((u) => u.externalId !== null).map((u) => u.externalId!).sort(), `#${dir.users.find((u) => u.externalId === null)!.id}`]);
+    }
+  });
+});
