@@ -29,7 +29,7 @@ export class EmbeddedTarget implements Target {
    */
   readonly transactionSize = 50_000;
   /** Operations still planned (when the apply starts) from which it runs with 64 MB of page cache (see applyBatches). */
-  readonly largeRun = 250_000;
+  readonly largeRun = LARGE_RUN;
   constructor(private readonly db: Db) {}
 
   async load(tenant: string): Promise<DirectoryState> {
@@ -139,8 +139,10 @@ export class EmbeddedTarget implements Target {
 
 /** The longest a transaction of `applyBatches` goes on taking batches (see EmbeddedTarget.transactionSize). */
 const TRANSACTION_MS = 2000;
+/** Operations still planned from which an apply is a large run (EmbeddedTarget.largeRun). */
+export const LARGE_RUN = 250_000;
 /** The page cache of a large run's apply (see EmbeddedTarget.largeRun), in KiB as SQLite takes it. */
-const LARGE_RUN_CACHE = -65_536;
+export const LARGE_RUN_CACHE = -65_536;
 
 /** A batch of creates only (a first load's users): see inBatchTransaction and readTakenUsernames. */
 function isCreatesOnly(batch: JournalOperation[]): boolean {
