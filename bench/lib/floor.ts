@@ -161,3 +161,23 @@ export async function measureDay1Floor(o: { dir: string; rowsFile: string; users
     reportMs: least(runs.report, 0) - least(runs.read, 0), reportCpuMs: least(runs.report, 1) - least(runs.read, 1),
   };
 }
+
+/**
+ * The floor of a full check beside the baseline (which stands for staging the checked file): every directory user
+ * read with its fields, memberships and segment links, in external-ID order, a page of 1,000 at a time, raw rows
+ * and nothing built from them. A check must at least read them all to compare each user with its row.
+ */
+export function readWholeDirectory(db: Database.Database, tenant: string): number {
+  const page = db.prepare(`SELECT id, external_id, removed_at, purge_after, synced, ${SCALARS.map(([, c]) => c).join(', ')} FROM dir_users
+    WHERE tenant = ? AND external_id IS NOT NULL AND external_id > ? ORDER BY external_id LIMIT ?`).raw();
+  const memberships = db.prepare('SELECT user_id, group_id, role, origin FROM dir_memberships WHERE user_id IN (SELECT value FROM json_each(?))').raw();
+  const links = db.prepare('SELECT user_id, segment_id, origin FROM dir_segment_links WHERE user_id IN (SELECT value FROM json_each(?))').raw();
+  let read = 0;
+  for (let after = ''; ;) {
+    const rows = page.all(tenant, after, 1000) as unknown[][];
+    const ids = JSON.stringify(rows.map((r) => r[0]));
+    read += rows.length + memberships.all(ids).length + links.all(ids).length;
+    if (rows.length < 1000) return read;
+    after = rows[rows.length - 1][1] as string;
+  }
+}
