@@ -161,9 +161,10 @@ function* streamUsers(db: Db, tenant: string): Generator<DirectoryUserEntry> {
   const scalarCols = USER_SCALAR_FIELDS.map((f) => USER_COLUMNS[f]).join(', ');
   const pageCols = 'id, external_id, removed_at, purge_after, synced';
   // Pages carry only what decides whether a user is skipped (its sync mark) or removed; the rest is read when the
-  // planner asks for it: on a daily run nearly every user is skipped. A page after one whose users were nearly all
-  // planned (a first load over an existing directory, a check, a rule change) is read whole instead: its scalars
-  // come with the page, from the rows the page reads anyway, and its links in one query each.
+  // planner asks for it: on a daily run nearly every user is skipped. A page after one where the planner asked about
+  // more than SINGLE_LOADS of its users (5 %: a check, a rule change, a first load over an existing directory) is
+  // read whole instead: its scalars come with the page, from the rows the page reads anyway, and its links in one
+  // query each.
   const page = db.prepare(`SELECT ${pageCols} FROM dir_users WHERE tenant = ? AND external_id IS NOT NULL AND external_id > ? ORDER BY external_id LIMIT ?`).raw();
   const wholePage = db.prepare(`SELECT ${pageCols}, ${scalarCols} FROM dir_users WHERE tenant = ? AND external_id IS NOT NULL AND external_id > ? ORDER BY external_id LIMIT ?`).raw();
   const scalars = db.prepare(`SELECT id, ${scalarCols} FROM dir_users WHERE id IN (SELECT value FROM json_each(?))`).raw();
@@ -247,8 +248,8 @@ class PagedUser {
 
   loaded(): NonNullable<PagedUser['details']> {
     if (!this.wasAsked) {
-      this.wasAsked = true;
       this.asked(this);
+      this.wasAsked = true; // after the read: one that threw is tried again
     }
     return this.details!;
   }
