@@ -8,12 +8,13 @@
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { UserRecord } from '../../src/model.js';
+import { USER_SCALAR_FIELDS, type UserRecord } from '../../src/model.js';
+import { desiredMemberships, userFields } from '../../src/plan/plan.js';
 import type { Operation } from '../../src/plan/types.js';
 import { describeOperation, writeChunked } from '../../src/report/text.js';
-import { migrate } from '../../src/store/db.js';
+import { migrate, PAGE_CACHE } from '../../src/store/db.js';
 import { openUsersRows } from '../../src/store/snapshots.js';
-import { LARGE_RUN, LARGE_RUN_CACHE } from '../../src/targets/embedded.js';
+import { LARGE_RUN, LARGE_RUN_CACHE, USER_COLUMNS } from '../../src/targets/embedded.js';
 
 /** Takes each user in turn. */
 interface UserSink {
@@ -21,11 +22,9 @@ interface UserSink {
   finish(): void;
 }
 
-const SCALARS = [
-  ['firstName', 'first_name'], ['lastName', 'last_name'], ['username', 'username'], ['email', 'email'], ['phone', 'phone'],
-  ['title', 'title'], ['birthday', 'birthday'], ['employedSince', 'employed_since'], ['employedUntil', 'employed_until'],
-  ['gender', 'gender'], ['status', 'status'], ['language', 'language'],
-] as const;
+/** Every user field is mapped (the bench's tenant maps them all). */
+const ALL_FIELDS = new Set<string>(USER_SCALAR_FIELDS);
+const SCALAR_COLUMNS = USER_SCALAR_FIELDS.map((f) => USER_COLUMNS[f]);
 
 /** Every user with its memberships and segment links into the product's directory tables (its schema and indexes), one transaction. */
 class DirectorySink implements UserSink {
@@ -33,7 +32,7 @@ class DirectorySink implements UserSink {
   private readonly insertMembership: Database.Statement;
   private readonly insertLink: Database.Statement;
   constructor(private readonly db: Database.Database, private readonly groups: Map<string, number>, private readonly segments: Map<string, number>) {
-    const cols = ['tenant', 'external_id', ...SCALARS.map(([, c]) => c), 'created_at', 'updated_at'];
+    const cols = ['tenant', 'external_id', ...SCALAR_COLUMNS, 'created_at', 'updated_at'];
     this.insertUser = db.prepare(`INSERT INTO dir_users (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`);
     this.insertMembership = db.prepare("INSERT INTO dir_memberships (user_id, group_id, role, origin) VALUES (?, ?, ?, 'integration')");
     this.insertLink = db.prepare("INSERT INTO dir_segment_links (user_id, segment_id, origin) VALUES (?, ?, 'integration')");
@@ -41,11 +40,8 @@ class DirectorySink implements UserSink {
   }
   add(u: UserRecord): void {
     const now = '2026-01-01T00:00:00.000Z';
-    const id = this.insertUser.run('bench', u.externalId, ...SCALARS.map(([f]) => u[f] ?? null), now, now).lastInsertRowid;
-    const roles = new Map<string, string>();
-    for (const g of u.memberOf ?? []) roles.set(g, 'member');
-    for (const g of u.adminOf ?? []) roles.set(g, 'admin');
-    for (const [g, role] of roles) this.insertMembership.run(id, this.groups.get(g), role);
+    const id = this.insertUser.run('bench', u.externalId, ...USER_SCALAR_FIELDS.map((f) => u[f] ?? null), now, now).lastInsertRowid;
+    for (const m of desiredMemberships(u)) this.insertMembership.run(id, this.groups.get(m.groupId), m.role);
     for (const s of new Set(u.segments ?? [])) this.insertLink.run(id, this.segments.get(s));
   }
   finish(): void {
@@ -69,15 +65,10 @@ class ReportSink implements UserSink {
     this.json = fs.openSync(path.join(dir, 'floor-report.json'), 'w');
   }
   add(u: UserRecord): void {
-    const after: Record<string, string | null> = { externalId: u.externalId };
-    for (const [f] of SCALARS) after[f] = u[f] ?? null;
-    const roles = new Map<string, 'member' | 'admin'>();
-    for (const g of u.memberOf ?? []) roles.set(g, 'member');
-    for (const g of u.adminOf ?? []) roles.set(g, 'admin');
     const seq = ++this.seq;
-    // The report's entry: the operation with its seq and status (src/store/journal.ts), built once.
+    // The report's entry: the planner's create (src/plan/plan.ts) with its seq and status (src/store/journal.ts), built once.
     const entry: Operation & { seq: number; status: 'done' } = {
-      op: 'create', entity: 'user', externalId: u.externalId, after, memberships: [...roles].map(([groupId, role]) => ({ groupId, role })),
+      op: 'create', entity: 'user', externalId: u.externalId, after: userFields(u, ALL_FIELDS), memberships: desiredMemberships(u),
       segments: [...new Set(u.segments ?? [])], seq, status: 'done',
     };
     const text = `  ${String(seq).padStart(5)}  ${describeOperation(entry)}\n`;
@@ -143,7 +134,7 @@ export async function measureDay1Floor(o: { dir: string; rowsFile: string; users
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
       // The apply counts every operation still planned: the users' creates and the groups' and segments'.
-      db.pragma(`cache_size = ${o.users + o.groups.length + o.segments.length >= LARGE_RUN ? LARGE_RUN_CACHE : -16_384}`);
+      db.pragma(`cache_size = ${o.users + o.groups.length + o.segments.length >= LARGE_RUN ? LARGE_RUN_CACHE : PAGE_CACHE}`);
       migrate(db);
       db.pragma('foreign_keys = OFF');
       const groups = new Map<string, number>();
@@ -178,7 +169,7 @@ export async function measureDay1Floor(o: { dir: string; rowsFile: string; users
  * and nothing built from them. A check must at least read them all to compare each user with its row.
  */
 export function readWholeDirectory(db: Database.Database, tenant: string): number {
-  const page = db.prepare(`SELECT id, external_id, removed_at, purge_after, synced, ${SCALARS.map(([, c]) => c).join(', ')} FROM dir_users
+  const page = db.prepare(`SELECT id, external_id, removed_at, purge_after, synced, ${SCALAR_COLUMNS.join(', ')} FROM dir_users
     WHERE tenant = ? AND external_id IS NOT NULL AND external_id > ? ORDER BY external_id LIMIT ?`).raw();
   const memberships = db.prepare('SELECT user_id, group_id, role, origin FROM dir_memberships WHERE user_id IN (SELECT value FROM json_each(?))').raw();
   const links = db.prepare('SELECT user_id, segment_id, origin FROM dir_segment_links WHERE user_id IN (SELECT value FROM json_each(?))').raw();

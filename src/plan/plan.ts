@@ -340,7 +340,8 @@ function checkReferences(record: UserRecord, line: number, file: string, groups:
   return problems;
 }
 
-function userFields(record: UserRecord, fields: Set<string>): Record<string, string | null> {
+/** A new user's fields as its create operation carries them: the external ID and every mapped scalar. */
+export function userFields(record: UserRecord, fields: Set<string>): Record<string, string | null> {
   const out: Record<string, string | null> = {};
   for (const f of ['externalId', ...USER_SCALAR_FIELDS] as const) {
     if (f === 'externalId' || fields.has(f)) out[f] = (record[f] as string | null | undefined) ?? null;
@@ -387,7 +388,7 @@ function desiredRoles(record: UserRecord): Map<string, Role> {
   return desired;
 }
 
-function desiredMemberships(record: UserRecord): { groupId: string; role: Role }[] {
+export function desiredMemberships(record: UserRecord): { groupId: string; role: Role }[] {
   return [...desiredRoles(record)].map(([groupId, role]) => ({ groupId, role }));
 }
 

@@ -6,6 +6,9 @@ import { MIGRATIONS } from './migrations.js';
 
 export type Db = Database.Database;
 
+/** The service database's page cache, in KiB as SQLite takes it (negative): see openDatabase. */
+export const PAGE_CACHE = -16_384;
+
 export function openDatabase(file: string): Db {
   if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
   const db = new Database(file);
@@ -15,7 +18,7 @@ export function openDatabase(file: string): Db {
   db.pragma('busy_timeout = 5000');
   // 16 MB of page cache (the default is 2 MB). Measured with bench:ingest, 64 MB made no run of 100k users faster and
   // cost 60–100 MB of peak RSS; only the apply of a large run gets more (EmbeddedTarget.largeRun).
-  db.pragma('cache_size = -16384');
+  db.pragma(`cache_size = ${PAGE_CACHE}`);
   // A run commits a transaction every few batches of operations; checkpointing the WAL every 4 MB (the default) would copy
   // the same index pages into the database file, with an fsync, many times over a first load.
   db.pragma('wal_autocheckpoint = 16384');

@@ -7,7 +7,8 @@ import type { DirectoryGroup, DirectoryMembership, DirectorySegment, DirectorySe
 import { inTransaction, type Db } from '../store/db.js';
 import type { ApplySettings, DirectoryReader, JournalOperation, Outcome, Target } from './target.js';
 
-const USER_COLUMNS: Record<UserScalarField, string> = {
+/** The dir_users column of each scalar field. */
+export const USER_COLUMNS: Record<UserScalarField, string> = {
   firstName: 'first_name', lastName: 'last_name', username: 'username', email: 'email', phone: 'phone', title: 'title',
   birthday: 'birthday', employedSince: 'employed_since', employedUntil: 'employed_until', gender: 'gender',
   status: 'status', language: 'language',
